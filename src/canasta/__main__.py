@@ -1,0 +1,3 @@
+from canasta.entrypoints.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""I/O: database tables and engines, migrations, files."""

@@ -1,0 +1,111 @@
+"""Registry SQL: households, people and vehicles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+
+from canasta.adapters.tables import households, persons, vehicles
+from canasta.domain.model import Household, Vehicle
+
+CHUNK = 5000
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def existing_registration_ids(conn: sa.Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        found.update(
+            conn.scalars(sa.select(persons.c.registration_id).where(persons.c.registration_id.in_(chunk)))
+        )
+    return found
+
+
+def existing_households(
+    conn: sa.Connection, refs: Sequence[str]
+) -> dict[str, sa.Row[tuple[int, str, str, str, str]]]:
+    found = {}
+    for chunk in _chunks(refs):
+        for row in conn.execute(
+            sa.select(
+                households.c.id,
+                households.c.ref,
+                households.c.region,
+                households.c.municipality,
+                households.c.address,
+            ).where(households.c.ref.in_(chunk))
+        ):
+            found[row.ref] = row
+    return found
+
+
+def household_ids(conn: sa.Connection, refs: Sequence[str]) -> dict[str, int]:
+    return {ref: int(row.id) for ref, row in existing_households(conn, refs).items()}
+
+
+def existing_plates(conn: sa.Connection, plates: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(plates):
+        found.update(conn.scalars(sa.select(vehicles.c.plate).where(vehicles.c.plate.in_(chunk))))
+    return found
+
+
+def insert_households(
+    conn: sa.Connection, new: Sequence[Household], known: dict[str, int], now: str
+) -> dict[str, int]:
+    """Insert the households not in ``known`` and all their members. Returns ref → id for
+    every household touched."""
+    ids = dict(known)
+    fresh = [h for h in new if h.ref not in known]
+    for start in range(0, len(fresh), CHUNK):
+        chunk = fresh[start : start + CHUNK]
+        rows = conn.execute(
+            households.insert().returning(households.c.id, households.c.ref, sort_by_parameter_order=True),
+            [
+                {
+                    "ref": h.ref,
+                    "region": h.region,
+                    "municipality": h.municipality,
+                    "address": h.address,
+                    "created_at": now,
+                }
+                for h in chunk
+            ],
+        )
+        ids.update({row.ref: int(row.id) for row in rows})
+    members = [
+        {
+            "household_id": ids[h.ref],
+            "registration_id": p.registration_id,
+            "given_names": p.given_names,
+            "family_name": p.family_name,
+            "second_family_name": p.second_family_name,
+            "sex": p.sex,
+            "date_of_birth": p.date_of_birth,
+            "phone": p.phone,
+        }
+        for h in new
+        for p in h.members
+    ]
+    for start in range(0, len(members), CHUNK):
+        conn.execute(persons.insert(), members[start : start + CHUNK])
+    return ids
+
+
+def insert_vehicles(conn: sa.Connection, new: Sequence[Vehicle], ids: dict[str, int]) -> None:
+    rows = [{"plate": v.plate, "kind": v.kind, "household_id": ids[v.household_ref]} for v in new]
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(vehicles.insert(), rows[start : start + CHUNK])
+
+
+def counts(conn: sa.Connection) -> dict[str, int]:
+    return {
+        "households": conn.scalar(sa.select(sa.func.count()).select_from(households)) or 0,
+        "persons": conn.scalar(sa.select(sa.func.count()).select_from(persons)) or 0,
+        "vehicles": conn.scalar(sa.select(sa.func.count()).select_from(vehicles)) or 0,
+    }

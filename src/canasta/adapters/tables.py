@@ -1,0 +1,189 @@
+"""The database tables, as SQLAlchemy Core. One definition serves SQLite and PostgreSQL.
+
+Quantities are integers in thousandths of the programme's unit. Timestamps that are hashed
+into the ledger are ISO 8601 strings, so they read back byte for byte on every database.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from canasta.domain.ledger import GENESIS_HASH
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: An auto-incrementing 64-bit key (SQLite only auto-increments INTEGER PRIMARY KEY).
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Timestamp = sa.String(32)
+
+households = sa.Table(
+    "households",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("ref", sa.String(64), nullable=False, unique=True),
+    sa.Column("region", sa.String(100), nullable=False),
+    sa.Column("municipality", sa.String(100), nullable=False),
+    sa.Column("address", sa.String(300), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
+    sa.Column("registration_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("given_names", sa.String(200), nullable=False),
+    sa.Column("family_name", sa.String(200), nullable=False),
+    sa.Column("second_family_name", sa.String(200), nullable=False),
+    sa.Column("sex", sa.String(1), nullable=False),
+    sa.Column("date_of_birth", sa.Date, nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+)
+
+vehicles = sa.Table(
+    "vehicles",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("plate", sa.String(16), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
+)
+
+outlets = sa.Table(
+    "outlets",
+    metadata,
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("region", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+programmes = sa.Table(
+    "programmes",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("unit", sa.String(32), nullable=False),
+    sa.Column("per", sa.String(16), nullable=False),
+    sa.Column("cycle_days", sa.Integer, nullable=False),
+    sa.Column("quota_fixed", sa.BigInteger, nullable=False),
+    sa.Column("quota_per_member", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.CheckConstraint("per IN ('household', 'vehicle')", name="per"),
+)
+
+cycles = sa.Table(
+    "cycles",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=False),
+    sa.Column("ends_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("opened_at", Timestamp, nullable=False),
+    sa.Column("closed_at", Timestamp),
+    sa.CheckConstraint("status IN ('open', 'closed')", name="status"),
+    # At most one open cycle per programme.
+    sa.Index(
+        "uq_cycles_one_open",
+        "programme_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+)
+
+entitlements = sa.Table(
+    "entitlements",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("cycle_id", Id, sa.ForeignKey("cycles.id"), nullable=False),
+    sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), nullable=False),
+    sa.Column("beneficiary_kind", sa.String(16), nullable=False),
+    sa.Column("beneficiary_id", Id, nullable=False),
+    # Kept on every hot table so a deployment can shard by household.
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("redeemed", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("cycle_id", "beneficiary_kind", "beneficiary_id"),
+    # Invariant 1 again, in the database: whatever the code does, no overdraft is stored.
+    sa.CheckConstraint("redeemed >= 0 AND redeemed <= quantity", name="no_overdraft"),
+)
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("beneficiary_kind", sa.String(16), nullable=False),
+    sa.Column("beneficiary_id", Id, nullable=False),
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("issued_at", Timestamp, nullable=False),
+    sa.Column("withdrawn_at", Timestamp),
+    sa.Column("replaces", sa.String(16), sa.ForeignKey("cards.id")),
+    sa.CheckConstraint("status IN ('active', 'lost', 'revoked')", name="status"),
+    sa.Index("ix_cards_beneficiary", "beneficiary_kind", "beneficiary_id"),
+    # At most one active card per household or vehicle.
+    sa.Index(
+        "uq_cards_one_active",
+        "beneficiary_kind",
+        "beneficiary_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+)
+
+redemptions = sa.Table(
+    "redemptions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("card_id", sa.String(16), sa.ForeignKey("cards.id"), nullable=False),
+    sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), nullable=False),
+    sa.Column("cycle_id", Id, sa.ForeignKey("cycles.id"), nullable=False),
+    sa.Column("outlet_code", sa.String(64), sa.ForeignKey("outlets.code"), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("balance_after", sa.BigInteger, nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.UniqueConstraint("outlet_code", "idempotency_key"),
+    sa.Index("ix_redemptions_card_cycle", "card_id", "cycle_id"),
+    sa.CheckConstraint("quantity > 0", name="positive"),
+)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+)
+
+#: One row: the last entry of the ledger. Writers lock it, which orders the chain.
+ledger_head = sa.Table(
+    "ledger_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+LEDGER_HEAD_SEED = {"id": 1, "seq": 0, "entry_hash": GENESIS_HASH}

@@ -1,0 +1,237 @@
+"""Redemptions: the commands, the receipts, and the pure planning of a batch.
+
+The service gathers concurrent redemptions into one transaction (group commit). Inside it,
+``plan_batch`` decides every redemption of the batch in arrival order against the state read
+under lock, so several redemptions of one card in one batch see each other's effect, and a
+retried idempotency key answers with the receipt it got the first time. It does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from canasta.domain.errors import (
+    CardNotFound,
+    CycleClosed,
+    IdempotencyKeyReused,
+    ProgrammeNotFound,
+    RedemptionRefused,
+    WrongProgramme,
+)
+from canasta.domain.ledger import EntryKind, LedgerEntry, canonical_json
+from canasta.domain.model import Beneficiary, Card, Cycle, Entitlement, Programme, format_card_id
+from canasta.domain.quantity import format_milli
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemQuota:
+    """Hand ``quantity`` (thousandths of the programme's unit) of ``programme`` to the holder
+    of ``card_id`` at ``outlet``. ``idempotency_key`` is chosen by the outlet; a retry with
+    the same key is answered with the first receipt."""
+
+    card_id: str
+    programme: str
+    quantity: int
+    outlet: str
+    idempotency_key: str
+
+    def fingerprint(self) -> str:
+        """What identifies the request body, to tell a true retry from a reused key."""
+        return hashlib.sha256(
+            canonical_json([self.card_id, self.programme, self.quantity, self.outlet])
+        ).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the outlet gets back, and what a retry gets again. No personal data."""
+
+    redemption_id: str
+    card_id: str
+    programme: str
+    unit: str
+    quantity: int
+    remaining: int
+    outlet: str
+    recorded_at: str
+    ledger_seq: int
+    entry_hash: str
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "redemption_id": self.redemption_id,
+            "card": format_card_id(self.card_id),
+            "programme": self.programme,
+            "unit": self.unit,
+            "quantity": format_milli(self.quantity),
+            "remaining": format_milli(self.remaining),
+            "outlet": self.outlet,
+            "time": self.recorded_at,
+            "ledger_position": self.ledger_seq,
+            "entry_hash": self.entry_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRedemption:
+    """A redemption as recorded: what a retry is answered from."""
+
+    receipt: Receipt
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewRedemption:
+    """A row to insert. Holds only the card pseudonym, programme, cycle, quantity, outlet,
+    time and bookkeeping (idempotency key, balance after, ledger position)."""
+
+    id: str
+    card_id: str
+    programme_id: int
+    cycle_id: int
+    outlet: str
+    quantity: int
+    balance_after: int
+    idempotency_key: str
+    fingerprint: str
+    recorded_at: str
+    ledger_seq: int
+
+
+@dataclass(slots=True)
+class BatchState:
+    """What a batch reads under lock before deciding."""
+
+    existing: Mapping[tuple[str, str], StoredRedemption]
+    cards: Mapping[str, Card]
+    programmes: Mapping[str, Programme]
+    open_cycles: Mapping[int, Cycle]
+    entitlements: Mapping[tuple[int, Beneficiary], Entitlement]
+    head_seq: int
+    head_hash: str
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """The outcome of each command, in order, and the writes that make them true."""
+
+    outcomes: list[Receipt | RedemptionRefused] = field(default_factory=list)
+    redemptions: list[NewRedemption] = field(default_factory=list)
+    entries: list[LedgerEntry] = field(default_factory=list)
+    #: entitlement id → quantity added to ``redeemed`` by this batch.
+    deltas: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        return (self.entries[-1].seq, self.entries[-1].entry_hash) if self.entries else None
+
+
+def redemption_body(r: NewRedemption, programme: str) -> dict[str, Any]:
+    """The ledger body of a redemption: exactly what the redemption row holds."""
+    return {
+        "redemption_id": r.id,
+        "card": r.card_id,
+        "programme": programme,
+        "cycle": r.cycle_id,
+        "quantity": r.quantity,
+        "outlet": r.outlet,
+    }
+
+
+def plan_batch(
+    commands: list[RedeemQuota],
+    state: BatchState,
+    recorded_at: str,
+    new_id: Callable[[], str],
+) -> BatchPlan:
+    """Decide every command in order. Never raises for a refused redemption: the refusal is
+    that command's outcome and the rest of the batch goes on."""
+    plan = BatchPlan()
+    seq, prev_hash = state.head_seq, state.head_hash
+    decided: dict[tuple[str, str], StoredRedemption] = {}
+    for cmd in commands:
+        key = (cmd.outlet, cmd.idempotency_key)
+        earlier = decided.get(key) or state.existing.get(key)
+        if earlier is not None:
+            if earlier.fingerprint != cmd.fingerprint():
+                plan.outcomes.append(
+                    IdempotencyKeyReused(
+                        f"idempotency key {cmd.idempotency_key!r} was already used by this "
+                        "outlet for a different redemption"
+                    )
+                )
+            else:
+                plan.outcomes.append(replace(earlier.receipt, replayed=True))
+            continue
+        try:
+            programme, cycle, entitlement = _resolve(cmd, state)
+            entitlement.redeem(cmd.quantity, programme.unit)
+        except RedemptionRefused as refusal:
+            plan.outcomes.append(refusal)
+            continue
+        assert entitlement.id is not None and programme.id is not None and cycle.id is not None
+        seq += 1
+        row = NewRedemption(
+            id=new_id(),
+            card_id=cmd.card_id,
+            programme_id=programme.id,
+            cycle_id=cycle.id,
+            outlet=cmd.outlet,
+            quantity=cmd.quantity,
+            balance_after=entitlement.remaining,
+            idempotency_key=cmd.idempotency_key,
+            fingerprint=cmd.fingerprint(),
+            recorded_at=recorded_at,
+            ledger_seq=seq,
+        )
+        entry = LedgerEntry.create(
+            seq, EntryKind.REDEMPTION, recorded_at, redemption_body(row, programme.name), prev_hash
+        )
+        prev_hash = entry.entry_hash
+        plan.redemptions.append(row)
+        plan.entries.append(entry)
+        plan.deltas[entitlement.id] = plan.deltas.get(entitlement.id, 0) + cmd.quantity
+        receipt = Receipt(
+            redemption_id=row.id,
+            card_id=cmd.card_id,
+            programme=programme.name,
+            unit=programme.unit,
+            quantity=cmd.quantity,
+            remaining=entitlement.remaining,
+            outlet=cmd.outlet,
+            recorded_at=recorded_at,
+            ledger_seq=seq,
+            entry_hash=entry.entry_hash,
+        )
+        decided[key] = StoredRedemption(receipt, row.fingerprint)
+        plan.outcomes.append(receipt)
+    return plan
+
+
+def _resolve(cmd: RedeemQuota, state: BatchState) -> tuple[Programme, Cycle, Entitlement]:
+    card = state.cards.get(cmd.card_id)
+    if card is None:
+        raise CardNotFound(f"no card {format_card_id(cmd.card_id)} was ever issued")
+    card.require_active()
+    programme = state.programmes.get(cmd.programme)
+    if programme is None or programme.id is None:
+        raise ProgrammeNotFound(f"there is no programme called {cmd.programme!r}")
+    if card.beneficiary.kind is not programme.per:
+        raise WrongProgramme(
+            f"{programme.name} is given per {programme.per.value}, and card "
+            f"{format_card_id(card.id)} belongs to a {card.beneficiary.kind.value}"
+        )
+    cycle = state.open_cycles.get(programme.id)
+    if cycle is None or cycle.id is None:
+        raise CycleClosed(f"{programme.name} has no open cycle")
+    cycle.require_open(programme.name)
+    entitlement = state.entitlements.get((cycle.id, card.beneficiary))
+    if entitlement is None:
+        raise WrongProgramme(
+            f"the holder of card {format_card_id(card.id)} has no {programme.name} entitlement this cycle"
+        )
+    return programme, cycle, entitlement

@@ -1,0 +1,164 @@
+"""The FastAPI application: outlets redeem and read balances; everything else is the CLI's
+for now. Handlers only translate: the service layer decides."""
+
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from canasta import __version__
+from canasta.domain.errors import InvalidInput, Unauthenticated
+from canasta.domain.model import format_card_id, normalise_card_id
+from canasta.domain.quantity import format_milli, to_milli
+from canasta.domain.redemption import RedeemQuota
+from canasta.entrypoints.api import problems
+from canasta.entrypoints.api.schemas import (
+    BalanceLine,
+    BalanceOut,
+    Problem,
+    ReceiptOut,
+    RedemptionRequest,
+)
+from canasta.service.bootstrap import Canasta
+from canasta.service.cards import card_balance
+
+_bearer = HTTPBearer(auto_error=False, description="The outlet's API token")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": text}
+    for status, text in [
+        (401, "Missing or invalid outlet token"),
+        (403, "Card withdrawn, or outlet acting for another outlet"),
+        (404, "Unknown card or programme"),
+        (409, "Insufficient balance or no open cycle"),
+        (422, "Invalid request, malformed card id, reused idempotency key, wrong programme"),
+        (503, "Could not record; nothing was taken, retry with the same key"),
+    ]
+}
+
+
+def create_app(canasta: Canasta) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        canasta.desk.start()
+        try:
+            yield
+        finally:
+            canasta.desk.stop()
+
+    app = FastAPI(
+        title="canasta",
+        version=__version__,
+        summary="Rationed goods and benefits: outlets redeem against published entitlements.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    problems.install(app)
+
+    async def outlet(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
+        if credentials is None:
+            raise Unauthenticated("send the outlet's API token as 'Authorization: Bearer <token>'")
+        token = credentials.credentials
+        cached = canasta.outlets.cached(token)
+        if cached is not None:
+            return cached
+        return await run_in_threadpool(canasta.outlets.authenticate, token)
+
+    Outlet = Annotated[str, Depends(outlet)]
+
+    @app.post(
+        "/api/v1/redemptions",
+        status_code=201,
+        response_model=ReceiptOut,
+        responses=_ERRORS,
+        tags=["redemptions"],
+    )
+    async def redeem(
+        body: RedemptionRequest,
+        acting_outlet: Outlet,
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> Response:
+        """Hand out ``quantity`` of ``programme`` to the card's holder. Answered only once the
+        redemption is committed. A retry with the same idempotency key gets the same receipt
+        (with ``Idempotent-Replayed: true``) and is recorded once."""
+        key = body.idempotency_key or idempotency_key
+        if key is None:
+            raise InvalidInput("an idempotency key is required (body field or Idempotency-Key header)")
+        if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
+            raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ")
+        command = RedeemQuota(
+            card_id=normalise_card_id(body.card),
+            programme=body.programme,
+            quantity=to_milli(body.quantity),
+            outlet=body.outlet,
+            idempotency_key=key,
+        )
+        receipt = await canasta.desk.redeem_async(command, acting_outlet=acting_outlet)
+        headers = {"Idempotent-Replayed": "true"} if receipt.replayed else None
+        return Response(
+            json.dumps(receipt.as_json()).encode(),
+            status_code=201,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    @app.get(
+        "/api/v1/cards/{card}/balance",
+        response_model=BalanceOut,
+        responses=_ERRORS,
+        tags=["cards"],
+    )
+    def balance(card: str, _outlet: Outlet) -> BalanceOut:
+        """What the card's holder may still take in each open cycle."""
+        found, lines = card_balance(canasta.engine, card)
+        return BalanceOut(
+            card=format_card_id(found.id),
+            status=found.status.value,
+            balances=[
+                BalanceLine(
+                    programme=b.programme,
+                    unit=b.unit,
+                    cycle=b.cycle_id,
+                    starts_on=b.starts_on.isoformat(),
+                    ends_on=b.ends_on.isoformat(),
+                    entitled=format_milli(b.entitled),
+                    redeemed=format_milli(b.redeemed),
+                    remaining=format_milli(b.remaining),
+                )
+                for b in lines
+            ],
+        )
+
+    @app.get("/api/v1/health", tags=["operations"])
+    def health() -> dict[str, Any]:
+        """Liveness and the redemption desk's counters."""
+        stats = canasta.desk.stats
+        return {
+            "status": "ok",
+            "version": __version__,
+            "database": canasta.engine.dialect.name,
+            "batches": stats.batches,
+            "redemptions": stats.redemptions,
+            "largest_batch": stats.largest_batch,
+            "failed_batches": stats.failed_batches,
+        }
+
+    @app.get("/problems/{slug}", include_in_schema=False)
+    def problem_type(slug: str, request: Request) -> Response:
+        for cls, status, title in problems.STATUS:
+            if cls.code == slug:
+                return Response(
+                    f"{title} (HTTP {status}): {(cls.__doc__ or title).strip()}\n",
+                    media_type="text/plain",
+                )
+        return problems.problem(404, "http-404", "Not found", f"no problem type {slug!r}", request.url.path)
+
+    return app

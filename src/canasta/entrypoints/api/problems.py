@@ -1,0 +1,102 @@
+"""RFC 9457 problem details: the one place where domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from canasta.domain import errors as e
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Most specific first: the first matching class decides.
+STATUS: list[tuple[type[e.CanastaError], int, str]] = [
+    (e.MalformedCardId, 422, "Malformed card id"),
+    (e.CardNotFound, 404, "Unknown card"),
+    (e.CardRevoked, 403, "Card withdrawn"),
+    (e.ProgrammeNotFound, 404, "Unknown programme"),
+    (e.WrongProgramme, 422, "Not entitled in this programme"),
+    (e.CycleClosed, 409, "No open cycle"),
+    (e.QuotaExceeded, 409, "Insufficient balance"),
+    (e.OutletMismatch, 403, "Outlet mismatch"),
+    (e.IdempotencyKeyReused, 422, "Idempotency key reused"),
+    (e.Unauthenticated, 401, "Not authenticated"),
+    (e.Unavailable, 503, "Temporarily unavailable"),
+    (e.NotFound, 404, "Not found"),
+    (e.Conflict, 409, "Conflict"),
+    (e.InvalidInput, 422, "Invalid input"),
+    (e.CanastaError, 400, "Bad request"),
+]
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def for_error(error: e.CanastaError, instance: str | None = None) -> JSONResponse:
+    for cls, status, title in STATUS:
+        if isinstance(error, cls):
+            return problem(status, error.code, title, error.message, instance)
+    raise AssertionError("CanastaError is always matched")  # pragma: no cover
+
+
+def install(app: FastAPI) -> None:
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, e.CanastaError)
+        return for_error(exc, request.url.path)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            {
+                "location": ".".join(str(part) for part in err.get("loc", ())),
+                "message": err.get("msg", "invalid"),
+            }
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
+        return problem(422, "validation-error", "Invalid request", summary, request.url.path, errors=details)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem(
+            exc.status_code,
+            "http-" + str(exc.status_code),
+            str(exc.detail) if exc.status_code != 404 else "Not found",
+            str(exc.detail),
+            request.url.path,
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "the server failed; nothing was recorded for this request and it is safe to retry",
+            request.url.path,
+        )
+
+    app.add_exception_handler(e.CanastaError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,489 @@
+"""``canasta``: the operator's command line.
+
+Every command takes ``--db URL`` (or ``CANASTA_DATABASE_URL``; default: ``canasta.db`` in
+the working directory). Errors are one clear sentence and exit status 1; ``--debug`` shows
+the traceback too.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import click
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from canasta import __version__
+from canasta.adapters import migrate
+from canasta.adapters.db import make_engine
+from canasta.domain.errors import CanastaError, ImportRejected
+from canasta.domain.model import (
+    BeneficiaryKind,
+    CardStatus,
+    Outlet,
+    OutletKind,
+    Programme,
+    format_card_id,
+)
+from canasta.domain.quantity import format_milli, to_milli
+from canasta.service import audit as audit_service
+from canasta.service import cards as card_service
+from canasta.service import outlets as outlet_service
+from canasta.service import programmes as programme_service
+from canasta.service import registry as registry_service
+from canasta.service.bootstrap import open_database
+from canasta.service.settings import ENV_DATABASE_URL, Settings
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="canasta",
+    help="Run the distribution of rationed goods and benefits: registry, programmes, cycles, "
+    "cards, outlets and an auditable ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
+registry_app = typer.Typer(help="Enrol households, people and vehicles.", no_args_is_help=True)
+programmes_app = typer.Typer(help="Define programmes (what is handed out, how much).", no_args_is_help=True)
+cycles_app = typer.Typer(help="Open and close a programme's cycles.", no_args_is_help=True)
+outlets_app = typer.Typer(help="Register outlets and their API tokens.", no_args_is_help=True)
+cards_app = typer.Typer(help="Issue, withdraw and reissue cards.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(programmes_app, name="programmes")
+app.add_typer(cycles_app, name="cycles")
+app.add_typer(outlets_app, name="outlets")
+app.add_typer(cards_app, name="cards")
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar=ENV_DATABASE_URL,
+        help="Database URL (sqlite:///file.db or postgresql://…); default: ./canasta.db",
+        show_envvar=True,
+    ),
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        console.print(f"canasta {__version__}")
+        raise typer.Exit()
+
+
+def _engine(db: str | None) -> sa.Engine:
+    return open_database(Settings.load(db))
+
+
+# ---------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Db = None) -> None:
+    """Create the database, or apply new migrations to it; stored data is kept."""
+    settings = Settings.load(db)
+    engine = make_engine(settings.database_url)
+    try:
+        before, after = migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"Database already at schema {after}.")
+    else:
+        console.print(f"Database upgraded from schema {before or '(empty)'} to {after}.")
+
+
+@db_app.command("status")
+def db_status(db: Db = None) -> None:
+    """Show the database's schema revision and whether it is current."""
+    settings = Settings.load(db)
+    engine = make_engine(settings.database_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migrate.head_revision()
+    state = "current" if current == head else "needs 'canasta db upgrade'"
+    console.print(f"Schema {current or '(empty)'}; this canasta needs {head}: {state}.")
+
+
+# ---------------------------------------------------------------------- registry
+
+
+def _report_rejects(error: ImportRejected, rejects: Path) -> None:
+    with rejects.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["file", "row", "line", "field", "reason"])
+        for p in error.problems:
+            writer.writerow([p.file, p.row, p.line, p.field, p.reason])
+    err.print(f"[red]Nothing was imported[/red]: {error.message}.")
+    for p in error.problems[:20]:
+        err.print(f"  {p}")
+    if len(error.problems) > 20:
+        err.print(f"  … and {len(error.problems) - 20} more")
+    err.print(f"Every problem is listed in {rejects}.")
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help="Registrations CSV, one person a row.")],
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where to write the problems (default: FILE.rejects.csv).")
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Import registrations (people grouped into households by household_ref), all or nothing.
+
+    Columns: registration_id, given_names, family_name, second_family_name, sex,
+    date_of_birth (YYYY-MM-DD), region, municipality, address, phone, household_ref."""
+    engine = _engine(db)
+    try:
+        with console.status(f"Importing {file.name}…"):
+            summary = registry_service.import_registrations_file(engine, file)
+    except ImportRejected as error:
+        _report_rejects(error, rejects or file.with_name(file.name + ".rejects.csv"))
+        raise typer.Exit(1) from None
+    console.print(
+        f"Imported {summary.people:,} people in {summary.households:,} households from {file.name}."
+    )
+
+
+@registry_app.command("import-vehicles")
+def registry_import_vehicles(
+    file: Annotated[Path, typer.Argument(help="Vehicles CSV: plate, kind, household_ref.")],
+    rejects: Annotated[Path | None, typer.Option(help="Where to write the problems.")] = None,
+    db: Db = None,
+) -> None:
+    """Import vehicles owned by registered households, all or nothing."""
+    engine = _engine(db)
+    try:
+        with console.status(f"Importing {file.name}…"):
+            summary = registry_service.import_vehicles_file(engine, file)
+    except ImportRejected as error:
+        _report_rejects(error, rejects or file.with_name(file.name + ".rejects.csv"))
+        raise typer.Exit(1) from None
+    console.print(f"Imported {summary.vehicles:,} vehicles from {file.name}.")
+
+
+# -------------------------------------------------------------------- programmes
+
+
+@programmes_app.command("create")
+def programmes_create(
+    name: Annotated[str, typer.Argument(help="Short name used by outlets, e.g. 'fuel'.")],
+    unit: Annotated[str, typer.Option(help="Unit handed out: litre, kg, basket…")],
+    per: Annotated[BeneficiaryKind, typer.Option(help="Who is entitled.")],
+    quota: Annotated[str, typer.Option(help="Fixed quantity per beneficiary and cycle.")] = "0",
+    per_member: Annotated[str, typer.Option(help="Extra quantity per household member.")] = "0",
+    cycle_days: Annotated[int, typer.Option(help="Length of a cycle in days.")] = 30,
+    db: Db = None,
+) -> None:
+    """Define a programme. Its quota is fixed, or per household member, or both."""
+    programme = Programme(
+        name=name,
+        unit=unit,
+        per=per,
+        cycle_days=cycle_days,
+        quota_fixed=to_milli(Decimal(quota), allow_zero=True),
+        quota_per_member=to_milli(Decimal(per_member), allow_zero=True),
+    )
+    programme_service.create_programme(_engine(db), programme)
+    console.print(f"Programme {name}: {programme.describe_quota()}.")
+
+
+@programmes_app.command("list")
+def programmes_list(db: Db = None) -> None:
+    """List programmes."""
+    table = Table("name", "unit", "per", "quota")
+    for p in programme_service.list_programmes(_engine(db)):
+        table.add_row(p.name, p.unit, p.per.value, p.describe_quota())
+    console.print(table)
+
+
+# ------------------------------------------------------------------------ cycles
+
+
+@cycles_app.command("open")
+def cycles_open(
+    programme: str,
+    starts: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: today).")] = None,
+    db: Db = None,
+) -> None:
+    """Open the programme's next cycle and grant every entitlement (all or nothing)."""
+    starts_on = _date(starts, "--starts") if starts else None
+    with console.status(f"Granting {programme} entitlements…"):
+        s = programme_service.open_cycle(_engine(db), programme, starts_on)
+    console.print(
+        f"Opened {programme} cycle {s.cycle_id} ({s.starts_on} to {s.ends_on}): "
+        f"{s.entitlements:,} entitlements, {format_milli(s.total)} in all."
+    )
+
+
+@cycles_app.command("close")
+def cycles_close(programme: str, db: Db = None) -> None:
+    """Close the programme's open cycle; its cards are refused until the next opens."""
+    s = programme_service.close_cycle(_engine(db), programme)
+    console.print(
+        f"Closed {programme} cycle {s.cycle_id}: {format_milli(s.redeemed)} of "
+        f"{format_milli(s.total)} redeemed."
+    )
+
+
+@cycles_app.command("list")
+def cycles_list(db: Db = None) -> None:
+    """List cycles with what was granted and redeemed."""
+    table = Table("programme", "cycle", "from", "to", "status", "entitlements", "granted", "redeemed")
+    for s in programme_service.list_cycles(_engine(db)):
+        table.add_row(
+            s.programme,
+            str(s.cycle_id),
+            str(s.starts_on),
+            str(s.ends_on),
+            s.status,
+            f"{s.entitlements:,}",
+            format_milli(s.total),
+            format_milli(s.redeemed),
+        )
+    console.print(table)
+
+
+# ----------------------------------------------------------------------- outlets
+
+
+@outlets_app.command("create")
+def outlets_create(
+    code: Annotated[str, typer.Argument(help="The outlet's code, e.g. 'fs-0042'.")],
+    name: Annotated[str, typer.Option(help="Name shown to people.")],
+    kind: Annotated[OutletKind, typer.Option(help="What kind of outlet.")],
+    region: Annotated[str, typer.Option(help="Region it serves.")],
+    db: Db = None,
+) -> None:
+    """Register an outlet and print its API token (shown this once only)."""
+    token = outlet_service.create_outlet(_engine(db), Outlet(code, name, kind, region))
+    console.print(f"Outlet {code} registered. Its API token (shown once, keep it safe):")
+    console.print(token, soft_wrap=True)
+
+
+@outlets_app.command("rotate-token")
+def outlets_rotate(code: str, db: Db = None) -> None:
+    """Give an outlet a new API token; the old one stops working."""
+    token = outlet_service.rotate_token(_engine(db), code)
+    console.print(f"New API token for {code} (the old one no longer works):")
+    console.print(token, soft_wrap=True)
+
+
+@outlets_app.command("list")
+def outlets_list(db: Db = None) -> None:
+    """List outlets."""
+    table = Table("code", "name", "kind", "region", "active")
+    for o in outlet_service.list_outlets(_engine(db)):
+        table.add_row(o.code, o.name, o.kind.value, o.region, "yes" if o.active else "no")
+    console.print(table)
+
+
+# ------------------------------------------------------------------------- cards
+
+
+@cards_app.command("issue")
+def cards_issue(
+    out: Annotated[Path, typer.Option(help="CSV of the new cards: card_id, kind, holder.")] = Path(
+        "cards.csv"
+    ),
+    db: Db = None,
+) -> None:
+    """Issue a card to every household and vehicle that has no active card."""
+    with console.status("Issuing cards…"):
+        issued = card_service.issue_missing_cards(_engine(db))
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["card_id", "kind", "holder"])
+        for c in issued:
+            writer.writerow([format_card_id(c.card_id), c.kind.value, c.holder])
+    console.print(f"Issued {len(issued):,} cards; listed in {out}.")
+
+
+@cards_app.command("withdraw")
+def cards_withdraw(
+    card: str,
+    status: Annotated[CardStatus, typer.Option(help="lost or revoked")] = CardStatus.LOST,
+    db: Db = None,
+) -> None:
+    """Withdraw a card: from now on it is refused everywhere."""
+    c = card_service.withdraw_card(_engine(db), card, status)
+    console.print(f"Card {format_card_id(c.id)} is now {c.status.value}.")
+
+
+@cards_app.command("reissue")
+def cards_reissue(card: str, db: Db = None) -> None:
+    """Replace a lost card; the holder's balance carries over to the new card."""
+    new = card_service.reissue_card(_engine(db), card)
+    console.print(f"Card {format_card_id(card.upper())} replaced by {format_card_id(new.id)}.")
+
+
+@cards_app.command("balance")
+def cards_balance(card: str, db: Db = None) -> None:
+    """Show what the card's holder may still take this cycle."""
+    c, lines = card_service.card_balance(_engine(db), card)
+    table = Table("programme", "cycle", "entitled", "redeemed", "remaining")
+    for b in lines:
+        table.add_row(
+            b.programme,
+            f"{b.cycle_id} ({b.starts_on} to {b.ends_on})",
+            f"{format_milli(b.entitled)} {b.unit}",
+            f"{format_milli(b.redeemed)} {b.unit}",
+            f"{format_milli(b.remaining)} {b.unit}",
+        )
+    console.print(f"Card {format_card_id(c.id)} ({c.status.value})")
+    console.print(table)
+
+
+# ------------------------------------------------------------------ serve, audit
+
+
+@app.command("serve")
+def serve(
+    db: Db = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most redemptions per group commit.")] = 512,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from canasta.entrypoints.api.app import create_app
+    from canasta.service.bootstrap import bootstrap
+
+    settings = Settings.load(db)
+    canasta = bootstrap(Settings(settings.database_url, max_batch=max_batch))
+    console.print(
+        f"canasta {__version__} serving {canasta.engine.url.render_as_string()} on http://{host}:{port}"
+    )
+    try:
+        uvicorn.run(
+            create_app(canasta),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+    finally:
+        canasta.close()
+
+
+@app.command("audit")
+def audit(db: Db = None) -> None:
+    """Recompute the ledger chain and reconcile it with redemptions and balances. Exits 1 and
+    names every broken or missing entry if anything is wrong."""
+    with console.status("Auditing the ledger…"):
+        report = audit_service.run_audit(_engine(db))
+    if report.ok:
+        console.print(
+            f"[green]Audit passed[/green]: {report.entries:,} ledger entries chain correctly; "
+            f"{report.redemptions:,} redemptions and {report.entitlements:,} entitlements reconcile."
+        )
+        return
+    err.print(f"[red]Audit failed[/red]: {len(report.problems)} problem(s); first: {report.first}")
+    for problem in report.problems[:50]:
+        err.print(f"  {problem}")
+    if len(report.problems) > 50:
+        err.print(f"  … and {len(report.problems) - 50} more")
+    raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    households: Annotated[int, typer.Option(help="Households in the synthetic country.")] = 50_000,
+    vehicles: Annotated[int | None, typer.Option(help="Vehicles (default: 2 per 5 households).")] = None,
+    outlets: Annotated[int | None, typer.Option(help="Outlets (default: 1 per 250 households).")] = None,
+    dir: Annotated[Path, typer.Option("--dir", help="Fresh directory for the demo's files.")] = Path(
+        "canasta-demo"
+    ),
+    seconds: Annotated[float, typer.Option(help="How long outlets redeem (at most 60).")] = 20,
+    concurrency: Annotated[int, typer.Option(help="Simultaneous outlet requests.")] = 32,
+    seed: Annotated[int, typer.Option(help="Random seed for the synthetic country.")] = 7,
+) -> None:
+    """Build a synthetic country, open a cycle, issue cards, serve the API and drive
+    simulated outlets over HTTP, then report and audit."""
+    from canasta.entrypoints.demo import DemoOptions, run_demo
+
+    run_demo(
+        DemoOptions(
+            households=households,
+            vehicles=vehicles if vehicles is not None else households * 2 // 5,
+            outlets=outlets if outlets is not None else max(2, households // 250),
+            directory=dir,
+            seconds=min(seconds, 60.0),
+            concurrency=concurrency,
+            seed=seed,
+        ),
+        console,
+    )
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CanastaError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI on ``argv`` and return the exit status; errors become one sentence."""
+    debug = "--debug" in argv
+    if debug:  # accepted anywhere on the line, though click wants it before the command
+        argv = ["--debug", *(a for a in argv if a != "--debug")]
+    try:
+        app(argv, prog_name="canasta", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as usage:
+        usage.show()
+        return usage.exit_code
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return 130
+    except ImportRejected as error:
+        if debug:
+            raise
+        err.print(f"[red]Error[/red]: {error.message}.")
+        for p in error.problems[:20]:
+            err.print(f"  {p}")
+        return 1
+    except CanastaError as error:
+        if debug:
+            raise
+        err.print(f"[red]Error[/red]: {error.message}.")
+        return 1
+    except sa.exc.OperationalError as error:
+        if debug:
+            raise
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        err.print(f"[red]Error[/red]: the database could not be used: {reason}.")
+        return 1
+    except OSError as error:
+        if debug:
+            raise
+        err.print(f"[red]Error[/red]: {error.strerror or error}: {error.filename or ''}".rstrip(": ") + ".")
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

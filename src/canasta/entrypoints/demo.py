@@ -1,0 +1,379 @@
+"""``canasta demo``: a synthetic country served end to end over real HTTP.
+
+It builds the registry, defines a fuel programme per vehicle and a food basket per
+household, opens their cycles, issues cards, withdraws a few, starts ``canasta serve`` in a
+child process and lets simulated outlets redeem concurrently, including retries, requests
+over balance, withdrawn cards and reused idempotency keys. Then it reports and audits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from canasta.adapters.db import transaction
+from canasta.adapters.tables import cards, entitlements, programmes
+from canasta.domain.errors import CanastaError
+from canasta.domain.model import BeneficiaryKind, CardStatus, OutletKind, Programme
+from canasta.domain.quantity import format_milli, to_milli
+from canasta.entrypoints.synthetic import generate
+from canasta.service import audit as audit_service
+from canasta.service import cards as card_service
+from canasta.service import outlets as outlet_service
+from canasta.service import programmes as programme_service
+from canasta.service import registry as registry_service
+from canasta.service.bootstrap import open_database
+from canasta.service.settings import Settings
+
+FUEL = Programme("fuel", "litre", BeneficiaryKind.VEHICLE, 30, quota_fixed=to_milli(60))
+FOOD = Programme(
+    "food-basket",
+    "kg",
+    BeneficiaryKind.HOUSEHOLD,
+    30,
+    quota_fixed=to_milli(4),
+    quota_per_member=to_milli("2.5"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    households: int
+    vehicles: int
+    outlets: int
+    directory: Path
+    seconds: float
+    concurrency: int
+    seed: int
+
+
+@dataclass(slots=True)
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    retries_checked: int = 0
+    retries_mismatched: int = 0
+    sent: int = 0
+
+
+def run_demo(options: DemoOptions, console: Console) -> None:
+    directory = options.directory
+    db_file = directory / "canasta.db"
+    if db_file.exists():
+        raise CanastaError(f"{directory} already holds a demo; choose another --dir or remove it")
+    if options.households < 10:
+        raise CanastaError("the demo needs at least 10 households")
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{db_file.resolve()}"
+    engine = open_database(Settings.load(url))
+    rng = random.Random(options.seed)
+    console.rule("[bold]canasta demo")
+    console.print(
+        f"A synthetic country of {options.households:,} households, {options.vehicles:,} vehicles "
+        f"and {options.outlets:,} outlets, in {directory}/"
+    )
+    with Progress(
+        TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        step = progress.add_task("Generating the registry", total=7)
+        country = generate(options.households, options.vehicles, options.outlets, options.seed, date.today())
+        progress.update(step, advance=1, description="Enrolling households and people")
+        registry_service.import_households(engine, country.households)
+        progress.update(step, advance=1, description="Enrolling vehicles")
+        registry_service.import_vehicles(engine, country.vehicles)
+        progress.update(step, advance=1, description="Registering outlets")
+        tokens = outlet_service.create_outlets(engine, country.outlets)
+        progress.update(step, advance=1, description="Defining programmes, opening cycles")
+        for programme in (FUEL, FOOD):
+            programme_service.create_programme(engine, Programme(**_fields(programme)))
+            programme_service.open_cycle(engine, programme.name)
+        progress.update(step, advance=1, description="Issuing cards")
+        issued = card_service.issue_missing_cards(engine)
+        progress.update(step, advance=1, description="Withdrawing and reissuing lost cards")
+        withdrawn = rng.sample(issued, max(1, len(issued) // 100))
+        reissued = 0
+        for n, card in enumerate(withdrawn):
+            if n % 2 == 0:
+                card_service.reissue_card(engine, card.card_id)
+                reissued += 1
+            else:
+                card_service.withdraw_card(engine, card.card_id, CardStatus.REVOKED)
+        progress.update(step, advance=1, description="Registry ready")
+    _write_tokens(directory / "outlet-tokens.csv", tokens)
+    console.print(
+        f"Enrolled {sum(len(h.members) for h in country.households):,} people; issued "
+        f"{len(issued):,} cards; {len(withdrawn):,} withdrawn ({reissued:,} reported lost and "
+        "reissued with their balance carried over)."
+    )
+    active = _active_cards(engine)
+    withdrawn_ids = [c.card_id for c in withdrawn]
+    engine.dispose()
+
+    port = _free_port()
+    console.print(f"Starting the API on http://127.0.0.1:{port} …")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "canasta", "serve", "--db", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        _wait_ready(server, port)
+        fuel_outlets = [
+            (o.code, tokens[o.code]) for o in country.outlets if o.kind is OutletKind.FUEL_STATION
+        ]
+        shop_outlets = [
+            (o.code, tokens[o.code]) for o in country.outlets if o.kind is not OutletKind.FUEL_STATION
+        ]
+        console.print(
+            f"{options.concurrency} simulated outlet connections redeem for {options.seconds:g} s "
+            "(with retries, requests over balance, withdrawn cards and reused keys)…"
+        )
+        started = time.perf_counter()
+        tally = asyncio.run(
+            _drive(
+                f"http://127.0.0.1:{port}",
+                active,
+                withdrawn_ids,
+                fuel_outlets,
+                shop_outlets,
+                options,
+                rng,
+            )
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    _report(console, url, tally, elapsed, port, tokens, active, directory)
+
+
+def _fields(p: Programme) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "unit": p.unit,
+        "per": p.per,
+        "cycle_days": p.cycle_days,
+        "quota_fixed": p.quota_fixed,
+        "quota_per_member": p.quota_per_member,
+    }
+
+
+def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["outlet", "token"])
+        writer.writerows(sorted(tokens.items()))
+    path.chmod(0o600)
+
+
+def _active_cards(engine: sa.Engine) -> dict[str, list[tuple[str, int]]]:
+    """kind → [(card id, remaining thousandths)] for active cards with an entitlement."""
+    with transaction(engine, write=False) as conn:
+        rows = conn.execute(
+            sa.select(cards.c.id, cards.c.beneficiary_kind, entitlements.c.quantity)
+            .join(
+                entitlements,
+                sa.and_(
+                    entitlements.c.beneficiary_kind == cards.c.beneficiary_kind,
+                    entitlements.c.beneficiary_id == cards.c.beneficiary_id,
+                ),
+            )
+            .where(cards.c.status == "active")
+        ).all()
+    found: dict[str, list[tuple[str, int]]] = {"vehicle": [], "household": []}
+    for row in rows:
+        found[row.beneficiary_kind].append((row.id, int(row.quantity)))
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            message = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            raise CanastaError(f"the API server exited at start: {message.strip()[-500:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise CanastaError("the API server did not start within 30 seconds")
+
+
+async def _drive(
+    base: str,
+    active: dict[str, list[tuple[str, int]]],
+    withdrawn: list[str],
+    fuel_outlets: list[tuple[str, str]],
+    shop_outlets: list[tuple[str, str]],
+    options: DemoOptions,
+    rng: random.Random,
+) -> Tally:
+    tally = Tally()
+    done: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # token, body, receipt
+    deadline = time.perf_counter() + options.seconds
+    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+
+    def pick() -> tuple[str, dict[str, Any], str]:
+        roll = rng.random()
+        if roll < 0.05 and done:
+            token, body, _ = rng.choice(done)
+            return "retry", body, token
+        vehicle = rng.random() < 0.5
+        card, entitled = rng.choice(active["vehicle" if vehicle and active["vehicle"] else "household"])
+        programme = "fuel" if vehicle and active["vehicle"] else "food-basket"
+        code, token = rng.choice(fuel_outlets if programme == "fuel" else shop_outlets)
+        quantity = str(rng.randint(5, 20)) if programme == "fuel" else str(rng.randint(2, 6))
+        kind = "normal"
+        if roll < 0.09:
+            quantity, kind = format_milli(entitled + 1000), "over-balance"
+        elif roll < 0.12 and withdrawn:
+            card, kind = rng.choice(withdrawn), "withdrawn"
+        elif roll < 0.14 and done:
+            token, old, _ = rng.choice(done)
+            body = {**old, "quantity": str(int(float(old["quantity"])) + 1)}
+            return "reused-key", body, token
+        body = {
+            "card": card,
+            "programme": programme,
+            "quantity": quantity,
+            "outlet": code,
+            "idempotency_key": uuid.uuid4().hex,
+        }
+        return kind, body, token
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            kind, body, token = pick()
+            sent = time.perf_counter()
+            try:
+                response = await client.post(
+                    "/api/v1/redemptions", json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.TransportError as exc:
+                tally.outcomes[f"transport error ({type(exc).__name__})"] += 1
+                continue
+            tally.latencies.append(time.perf_counter() - sent)
+            tally.sent += 1
+            if response.status_code == 201:
+                receipt = response.json()
+                if kind == "retry":
+                    tally.retries_checked += 1
+                    original = next((r for t, b, r in done if b is body), None)
+                    if original is not None and original["redemption_id"] != receipt["redemption_id"]:
+                        tally.retries_mismatched += 1
+                    tally.outcomes["retried: same receipt, recorded once"] += 1
+                else:
+                    done.append((token, body, receipt))
+                    tally.outcomes["redeemed"] += 1
+            else:
+                problem = response.json()
+                tally.outcomes[
+                    f"refused: {problem.get('title', response.status_code)} ({response.status_code})"
+                ] += 1
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(options.concurrency)))
+    return tally
+
+
+def _report(
+    console: Console,
+    url: str,
+    tally: Tally,
+    elapsed: float,
+    port: int,
+    tokens: dict[str, str],
+    active: dict[str, list[tuple[str, int]]],
+    directory: Path,
+) -> None:
+    engine = open_database(Settings.load(url))
+    with transaction(engine, write=False) as conn:
+        served = conn.execute(
+            sa.select(
+                entitlements.c.beneficiary_kind,
+                sa.func.count(),
+                sa.func.sum(entitlements.c.redeemed),
+                programmes.c.unit,
+            )
+            .join(programmes, programmes.c.id == entitlements.c.programme_id)
+            .where(entitlements.c.redeemed > 0)
+            .group_by(entitlements.c.beneficiary_kind, programmes.c.unit)
+        ).all()
+    console.rule("[bold]What happened")
+    table = Table("served", "beneficiaries", "handed out")
+    for kind, count, total, unit in sorted(served):
+        table.add_row(f"{kind}s", f"{count:,}", f"{format_milli(int(total))} {unit}")
+    console.print(table)
+    outcomes = Table("outcome", "requests")
+    for outcome, count in tally.outcomes.most_common():
+        outcomes.add_row(outcome, f"{count:,}")
+    console.print(outcomes)
+    lat = sorted(tally.latencies)
+    if lat:
+
+        def pct(p: float) -> str:
+            return f"{lat[min(len(lat) - 1, int(p * len(lat)))] * 1000:.1f} ms"
+
+        console.print(
+            f"Throughput: {tally.sent / elapsed:,.0f} requests/s over {elapsed:.1f} s "
+            f"({tally.sent:,} requests). Latency p50 {pct(0.50)}, p90 {pct(0.90)}, p99 {pct(0.99)}."
+        )
+    if tally.retries_checked:
+        verdict = (
+            "all answered with their first receipt"
+            if not tally.retries_mismatched
+            else (f"[red]{tally.retries_mismatched} answered with a different receipt[/red]")
+        )
+        console.print(f"Retries: {tally.retries_checked:,}, {verdict}.")
+    report = audit_service.run_audit(engine)
+    engine.dispose()
+    if report.ok:
+        console.print(
+            f"[green]Audit passed[/green]: {report.entries:,} ledger entries chain correctly; "
+            f"{report.redemptions:,} redemptions and {report.entitlements:,} entitlements reconcile."
+        )
+    else:
+        console.print(f"[red]Audit failed[/red]: {report.first}")
+    code, token = sorted(tokens.items())[0]
+    card = active["household"][0][0] if active["household"] else ""
+    console.rule("[bold]Browse it yourself")
+    console.print(f"  canasta serve --db {url} --port {port}")
+    console.print(
+        f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/cards/{card}/balance"
+    )
+    console.print(f"  canasta audit --db {url}")
+    console.print(
+        f"The API is described at http://127.0.0.1:{port}/docs; outlet tokens are in {directory}/outlet-tokens.csv."
+    )

@@ -1,0 +1,1 @@
+"""Registration: reading and validating registry files."""

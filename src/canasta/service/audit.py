@@ -1,0 +1,187 @@
+"""``canasta audit``: recompute the ledger chain and reconcile it with the stored redemptions
+and balances. Reports every problem it finds, naming the entry, redemption or entitlement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from canasta.adapters import ledger_repo
+from canasta.adapters.tables import cards, entitlements, ledger_entries, programmes, redemptions
+from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
+from canasta.domain.redemption import NewRedemption, redemption_body
+
+CHUNK = 5000
+
+
+@dataclass(slots=True)
+class AuditReport:
+    entries: int = 0
+    redemptions: int = 0
+    entitlements: int = 0
+    ledger: list[LedgerProblem] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.ledger and not self.records
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(p) for p in self.ledger] + self.records
+
+    @property
+    def first(self) -> str | None:
+        problems = self.problems
+        return problems[0] if problems else None
+
+
+def run_audit(engine: sa.Engine) -> AuditReport:
+    report = AuditReport()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():  # one snapshot: a running server's new entries are not half-seen
+            head = ledger_repo.read_head(conn)
+            redemption_entries: dict[int, LedgerEntry] = {}
+
+            def counted() -> Iterator[LedgerEntry]:
+                for entry in ledger_repo.iter_entries(conn, CHUNK):
+                    report.entries += 1
+                    if entry.kind == EntryKind.REDEMPTION:
+                        redemption_entries[entry.seq] = entry
+                        if len(redemption_entries) >= CHUNK:
+                            _check_redemptions(conn, redemption_entries, report)
+                            redemption_entries.clear()
+                    yield entry
+
+            report.ledger.extend(verify_chain(counted(), head))
+            _check_redemptions(conn, redemption_entries, report)
+            _check_orphans(conn, report)
+            _check_balances(conn, report)
+    return report
+
+
+def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], report: AuditReport) -> None:
+    """Each redemption entry must match its stored redemption field for field."""
+    if not entries:
+        return
+    rows = {
+        int(row.ledger_seq): row
+        for row in conn.execute(
+            sa.select(redemptions, programmes.c.name.label("programme"))
+            .join(programmes, programmes.c.id == redemptions.c.programme_id)
+            .where(redemptions.c.ledger_seq.in_(list(entries)))
+        )
+    }
+    for seq, entry in sorted(entries.items()):
+        row = rows.get(seq)
+        if row is None:
+            report.records.append(f"entry {seq}: its redemption is missing from the redemptions table")
+            continue
+        stored = NewRedemption(
+            id=row.id,
+            card_id=row.card_id,
+            programme_id=row.programme_id,
+            cycle_id=int(row.cycle_id),
+            outlet=row.outlet_code,
+            quantity=int(row.quantity),
+            balance_after=int(row.balance_after),
+            idempotency_key=row.idempotency_key,
+            fingerprint=row.fingerprint,
+            recorded_at=row.recorded_at,
+            ledger_seq=seq,
+        )
+        if redemption_body(stored, row.programme) != dict(entry.body) or row.recorded_at != entry.recorded_at:
+            report.records.append(f"entry {seq}: redemption {row.id} no longer matches its ledger entry")
+
+
+def _check_orphans(conn: sa.Connection, report: AuditReport) -> None:
+    """Redemptions with no ledger entry of their own."""
+    orphans = conn.execute(
+        sa.select(redemptions.c.id, redemptions.c.ledger_seq)
+        .outerjoin(
+            ledger_entries,
+            sa.and_(
+                ledger_entries.c.seq == redemptions.c.ledger_seq,
+                ledger_entries.c.kind == EntryKind.REDEMPTION.value,
+            ),
+        )
+        .where(ledger_entries.c.seq.is_(None))
+        .order_by(redemptions.c.ledger_seq)
+    )
+    for row in orphans:
+        report.records.append(
+            f"redemption {row.id} claims ledger entry {row.ledger_seq}, which does not record it"
+        )
+    report.redemptions = conn.scalar(sa.select(sa.func.count()).select_from(redemptions)) or 0
+
+
+def _check_balances(conn: sa.Connection, report: AuditReport) -> None:
+    """Every entitlement's ``redeemed`` equals the sum of its holder's redemptions."""
+    sums = (
+        sa.select(
+            redemptions.c.cycle_id,
+            cards.c.beneficiary_kind,
+            cards.c.beneficiary_id,
+            sa.func.sum(redemptions.c.quantity).label("taken"),
+        )
+        .join(cards, cards.c.id == redemptions.c.card_id)
+        .group_by(redemptions.c.cycle_id, cards.c.beneficiary_kind, cards.c.beneficiary_id)
+        .subquery()
+    )
+    taken = sa.func.coalesce(sums.c.taken, 0)
+    query = (
+        sa.select(
+            entitlements.c.id,
+            entitlements.c.quantity,
+            entitlements.c.redeemed,
+            taken.label("taken"),
+        )
+        .outerjoin(
+            sums,
+            sa.and_(
+                sums.c.cycle_id == entitlements.c.cycle_id,
+                sums.c.beneficiary_kind == entitlements.c.beneficiary_kind,
+                sums.c.beneficiary_id == entitlements.c.beneficiary_id,
+            ),
+        )
+        .where(
+            sa.or_(
+                entitlements.c.redeemed != taken,
+                entitlements.c.redeemed > entitlements.c.quantity,
+                entitlements.c.redeemed < 0,
+            )
+        )
+        .order_by(entitlements.c.id)
+    )
+    for row in conn.execute(query):
+        if row.redeemed > row.quantity:
+            report.records.append(
+                f"entitlement {row.id}: redeemed {row.redeemed} exceeds the entitlement {row.quantity}"
+            )
+        if row.redeemed != row.taken:
+            report.records.append(
+                f"entitlement {row.id}: redeemed is {row.redeemed} but its redemptions add up to {row.taken}"
+            )
+    # Redemptions whose holder has no entitlement at all in that cycle.
+    stray = conn.execute(
+        sa.select(sums.c.cycle_id, sums.c.beneficiary_kind, sums.c.beneficiary_id)
+        .outerjoin(
+            entitlements,
+            sa.and_(
+                sums.c.cycle_id == entitlements.c.cycle_id,
+                sums.c.beneficiary_kind == entitlements.c.beneficiary_kind,
+                sums.c.beneficiary_id == entitlements.c.beneficiary_id,
+            ),
+        )
+        .where(entitlements.c.id.is_(None))
+    )
+    for row in stray:
+        report.records.append(
+            f"cycle {row.cycle_id}: redemptions for {row.beneficiary_kind} {row.beneficiary_id}, "
+            "who has no entitlement in it"
+        )
+    report.entitlements = conn.scalar(sa.select(sa.func.count()).select_from(entitlements)) or 0

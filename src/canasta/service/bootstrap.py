@@ -1,0 +1,55 @@
+"""Wires the parts together: settings → engine (migrated) → stores → desk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from canasta.adapters import migrate
+from canasta.adapters.db import make_engine
+from canasta.adapters.redemption_repo import SqlRedemptionStore
+from canasta.domain.errors import CanastaError
+from canasta.service.outlets import OutletAuthenticator
+from canasta.service.redemption import RedemptionDesk
+from canasta.service.settings import Settings
+
+
+class DatabaseOutOfDate(CanastaError):
+    code = "database-out-of-date"
+
+
+@dataclass(slots=True)
+class Canasta:
+    settings: Settings
+    engine: sa.Engine
+    desk: RedemptionDesk
+    outlets: OutletAuthenticator
+
+    def close(self) -> None:
+        self.desk.stop()
+        self.engine.dispose()
+
+
+def open_database(settings: Settings, *, create: bool = True) -> sa.Engine:
+    """An engine on a database at the current schema. An empty database is created; one at
+    an older schema is refused until ``canasta db upgrade`` (data is never migrated
+    behind the operator's back)."""
+    engine = make_engine(settings.database_url, pool_size=8)
+    current = migrate.current_revision(engine)
+    head = migrate.head_revision()
+    if current is None and create:
+        migrate.upgrade(engine)
+    elif current != head:
+        engine.dispose()
+        raise DatabaseOutOfDate(
+            f"the database is at schema {current or 'none'} and this canasta needs {head}; "
+            "run 'canasta db upgrade' first"
+        )
+    return engine
+
+
+def bootstrap(settings: Settings) -> Canasta:
+    engine = open_database(settings)
+    desk = RedemptionDesk(SqlRedemptionStore(engine), max_batch=settings.max_batch)
+    return Canasta(settings, engine, desk, OutletAuthenticator(engine, settings.token_cache_seconds))

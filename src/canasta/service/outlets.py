@@ -1,0 +1,132 @@
+"""Outlets and their API tokens. A token is shown once; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+
+import sqlalchemy as sa
+
+from canasta.adapters.db import transaction
+from canasta.adapters.tables import outlets
+from canasta.domain.errors import Conflict, NotFound, Unauthenticated
+from canasta.domain.model import Outlet, OutletKind
+from canasta.service.clock import utc_now_iso
+
+TOKEN_PREFIX = "cnt_"
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a plain hash is enough: nothing to brute-force.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_outlet(engine: sa.Engine, outlet: Outlet) -> str:
+    """Register ``outlet`` and return its API token (the only time it is seen)."""
+    token = new_token()
+    with transaction(engine) as conn:
+        if conn.scalar(sa.select(outlets.c.code).where(outlets.c.code == outlet.code)):
+            raise Conflict(f"an outlet with code {outlet.code!r} already exists")
+        conn.execute(
+            outlets.insert(),
+            {
+                "code": outlet.code,
+                "name": outlet.name,
+                "kind": outlet.kind.value,
+                "region": outlet.region,
+                "token_hash": hash_token(token),
+                "active": True,
+                "created_at": utc_now_iso(),
+            },
+        )
+    return token
+
+
+def create_outlets(engine: sa.Engine, new: list[Outlet]) -> dict[str, str]:
+    """Register many outlets in one transaction; returns code → token."""
+    tokens = {o.code: new_token() for o in new}
+    now = utc_now_iso()
+    with transaction(engine) as conn:
+        conn.execute(
+            outlets.insert(),
+            [
+                {
+                    "code": o.code,
+                    "name": o.name,
+                    "kind": o.kind.value,
+                    "region": o.region,
+                    "token_hash": hash_token(tokens[o.code]),
+                    "active": True,
+                    "created_at": now,
+                }
+                for o in new
+            ],
+        )
+    return tokens
+
+
+def rotate_token(engine: sa.Engine, code: str) -> str:
+    token = new_token()
+    with transaction(engine) as conn:
+        updated = conn.execute(
+            outlets.update().where(outlets.c.code == code).values(token_hash=hash_token(token))
+        ).rowcount
+        if not updated:
+            raise NotFound(f"there is no outlet {code!r}")
+    return token
+
+
+def list_outlets(engine: sa.Engine) -> list[Outlet]:
+    with transaction(engine, write=False) as conn:
+        return [
+            Outlet(row.code, row.name, OutletKind(row.kind), row.region, bool(row.active))
+            for row in conn.execute(sa.select(outlets).order_by(outlets.c.code))
+        ]
+
+
+class OutletAuthenticator:
+    """Maps a bearer token to the outlet it belongs to. Answers are cached for ``ttl``
+    seconds so the hot path does not read the database for every request; a rotated or
+    deactivated token stops working within that time."""
+
+    def __init__(self, engine: sa.Engine, ttl: float = 30.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, token: str) -> str | None:
+        """The outlet for ``token`` if known and fresh; raises if known to be bad."""
+        hit = self._cache.get(hash_token(token))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        if hit[0] is None:
+            raise Unauthenticated("the API token is not valid")
+        return hit[0]
+
+    def authenticate(self, token: str) -> str:
+        try:
+            cached = self.cached(token)
+        except Unauthenticated:
+            raise
+        if cached is not None:
+            return cached
+        digest = hash_token(token)
+        with transaction(self._engine, write=False) as conn:
+            row = conn.execute(
+                sa.select(outlets.c.code, outlets.c.active).where(outlets.c.token_hash == digest)
+            ).one_or_none()
+        code = row.code if row is not None and row.active else None
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = (code, time.monotonic() + self._ttl)
+        if code is None:
+            raise Unauthenticated("the API token is not valid")
+        return str(code)

@@ -1,0 +1,165 @@
+"""Online redemption with group commit.
+
+Every redemption request waits on a future while one writer thread gathers whatever has
+queued up (up to ``max_batch``) and runs it as one transaction. The batch is decided in
+arrival order under the ledger lock, so invariant 1 (no overdraft) and invariant 2 (exactly
+once) hold exactly as they would one request at a time, and no future is answered before
+its batch has committed: every acknowledged redemption is durable.
+
+While one batch commits, the next one fills; the batch size follows the load by itself, so
+there is no timer to tune and an idle desk answers a lone request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from canasta.domain.errors import OutletMismatch, RedemptionRefused, Unavailable
+from canasta.domain.redemption import Receipt, RedeemQuota
+from canasta.service.clock import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+
+class RedemptionStore(Protocol):
+    def run_batch(
+        self, commands: Sequence[RedeemQuota], recorded_at: str, new_id: Callable[[], str]
+    ) -> list[Receipt | RedemptionRefused]: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: RedeemQuota
+    future: Future[Receipt]
+
+
+@dataclass(slots=True)
+class DeskStats:
+    batches: int = 0
+    redemptions: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+    busy_seconds: float = 0.0
+
+
+def new_redemption_id() -> str:
+    return str(uuid.uuid4())
+
+
+class RedemptionDesk:
+    """Takes redemptions from any thread or event loop and commits them in batches."""
+
+    def __init__(
+        self,
+        store: RedemptionStore,
+        *,
+        max_batch: int = 512,
+        attempts: int = 3,
+        clock: Callable[[], str] = utc_now_iso,
+        new_id: Callable[[], str] = new_redemption_id,
+    ) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._attempts = attempts
+        self._clock = clock
+        self._new_id = new_id
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.stats = DeskStats()
+
+    def start(self) -> RedemptionDesk:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="canasta-redemption-writer", daemon=True
+                )
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is queued, then stop the writer."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def submit(self, command: RedeemQuota, *, acting_outlet: str) -> Future[Receipt]:
+        """Queue a redemption made by ``acting_outlet``; an outlet redeems only as itself."""
+        future: Future[Receipt] = Future()
+        if command.outlet != acting_outlet:
+            future.set_exception(
+                OutletMismatch(f"outlet {acting_outlet!r} cannot redeem in the name of {command.outlet!r}")
+            )
+            return future
+        if self._thread is None:
+            future.set_exception(Unavailable("the redemption desk is not running"))
+            return future
+        self._queue.put(_Pending(command, future))
+        return future
+
+    def redeem(self, command: RedeemQuota, *, acting_outlet: str, timeout: float = 60) -> Receipt:
+        """Blocking form, for scripts and tests."""
+        return self.submit(command, acting_outlet=acting_outlet).result(timeout)
+
+    async def redeem_async(self, command: RedeemQuota, *, acting_outlet: str) -> Receipt:
+        return await asyncio.wrap_future(self.submit(command, acting_outlet=acting_outlet))
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        commands = [p.command for p in batch]
+        outcomes: list[Receipt | RedemptionRefused] | None = None
+        error: BaseException | None = None
+        for attempt in range(1, self._attempts + 1):
+            try:
+                outcomes = self._store.run_batch(commands, self._clock(), self._new_id)
+                break
+            except Exception as exc:  # the whole batch rolled back; nothing was recorded
+                error = exc
+                log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
+                time.sleep(0.01 * attempt)
+        self.stats.batches += 1
+        self.stats.busy_seconds += time.perf_counter() - started
+        if outcomes is None:
+            self.stats.failed_batches += 1
+            log.error("redemption batch of %d abandoned", len(batch), exc_info=error)
+            for pending in batch:
+                pending.future.set_exception(
+                    Unavailable("the redemption could not be recorded; nothing was taken, retry")
+                )
+            return
+        self.stats.redemptions += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Receipt):
+                pending.future.set_result(outcome)
+            else:
+                pending.future.set_exception(outcome)
