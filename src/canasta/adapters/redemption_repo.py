@@ -111,30 +111,33 @@ def read_state(conn: sa.Connection, commands: Sequence[RedeemQuota]) -> BatchSta
                 ends_on=row.ends_on,
                 status=CycleStatus.OPEN,
             )
-    wanted = set()
+    wanted: set[tuple[int, Beneficiary]] = set()
     for c in commands:
         card = card_map.get(c.card_id)
         programme = programme_map.get(c.programme)
-        if card is None or programme is None or programme.id not in open_cycles:
+        if card is None or programme is None or programme.id is None:
             continue
-        cycle_id = open_cycles[programme.id].id  # type: ignore[index]
-        wanted.add((cycle_id, card.beneficiary.kind.value, card.beneficiary.id))
+        cycle = open_cycles.get(programme.id)
+        if cycle is not None and cycle.id is not None:
+            wanted.add((cycle.id, card.beneficiary))
     entitlement_map: dict[tuple[int, Beneficiary], Entitlement] = {}
     if wanted:
+        # Plain IN lists on the leading index columns (row-value IN lists are not planned as
+        # index look-ups on every database); rows of other kinds or cycles are dropped below.
+        # Rows are locked in id order, so two writers can never lock them crosswise.
         query = (
             sa.select(entitlements)
             .where(
-                sa.tuple_(
-                    entitlements.c.cycle_id,
-                    entitlements.c.beneficiary_kind,
-                    entitlements.c.beneficiary_id,
-                ).in_(sorted(wanted))
+                entitlements.c.beneficiary_id.in_(sorted({b.id for _, b in wanted})),
+                entitlements.c.cycle_id.in_(sorted({cycle_id for cycle_id, _ in wanted})),
             )
             .order_by(entitlements.c.id)
             .with_for_update()
         )
         for row in conn.execute(query):
             who = Beneficiary(BeneficiaryKind(row.beneficiary_kind), int(row.beneficiary_id))
+            if (int(row.cycle_id), who) not in wanted:
+                continue
             entitlement_map[(int(row.cycle_id), who)] = Entitlement(
                 id=int(row.id),
                 cycle_id=int(row.cycle_id),
@@ -164,10 +167,12 @@ def _existing(conn: sa.Connection, keys: set[tuple[str, str]]) -> dict[tuple[str
         )
         .join(programmes, programmes.c.id == redemptions.c.programme_id)
         .join(ledger_entries, ledger_entries.c.seq == redemptions.c.ledger_seq)
-        .where(sa.tuple_(redemptions.c.outlet_code, redemptions.c.idempotency_key).in_(keys))
+        .where(redemptions.c.idempotency_key.in_(sorted({key for _, key in keys})))
     )
     found = {}
     for row in conn.execute(query):
+        if (row.outlet_code, row.idempotency_key) not in keys:
+            continue
         receipt = Receipt(
             redemption_id=row.id,
             card_id=row.card_id,

@@ -117,7 +117,8 @@ entitlements = sa.Table(
     sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("redeemed", sa.BigInteger, nullable=False),
-    sa.UniqueConstraint("cycle_id", "beneficiary_kind", "beneficiary_id"),
+    # Leading with the beneficiary so a batch finds its rows with a plain IN list.
+    sa.UniqueConstraint("beneficiary_id", "beneficiary_kind", "cycle_id"),
     # Invariant 1 again, in the database: whatever the code does, no overdraft is stored.
     sa.CheckConstraint("redeemed >= 0 AND redeemed <= quantity", name="no_overdraft"),
 )
@@ -160,7 +161,8 @@ redemptions = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("recorded_at", Timestamp, nullable=False),
     sa.Column("ledger_seq", sa.BigInteger, nullable=False, unique=True),
-    sa.UniqueConstraint("outlet_code", "idempotency_key"),
+    # Leading with the key so a batch finds retries with a plain IN list.
+    sa.UniqueConstraint("idempotency_key", "outlet_code"),
     sa.Index("ix_redemptions_card_cycle", "card_id", "cycle_id"),
     sa.CheckConstraint("quantity > 0", name="positive"),
 )

@@ -63,6 +63,7 @@ def parse_registrations(rows: Iterable[CsvRow], filename: str, today: date) -> P
     """Group valid registrations into households; collect a problem for every bad value."""
     result = ParsedRegistrations()
     household_rows: dict[str, int] = {}
+    first_seen: dict[str, int] = {}
     for r in rows:
         values = {k: v.strip() for k, v in r.values.items()}
         before = len(result.problems)
@@ -73,9 +74,10 @@ def parse_registrations(rows: Iterable[CsvRow], filename: str, today: date) -> P
         reg_id = values["registration_id"]
         if not _REF.match(reg_id):
             bad("registration_id", _ref_reason(reg_id))
-        elif reg_id in result.where:
-            first_row, _ = result.where[reg_id]
-            bad("registration_id", f"{reg_id!r} was already used on row {first_row}")
+        elif reg_id in first_seen:
+            bad("registration_id", f"{reg_id!r} was already used on row {first_seen[reg_id]}")
+        else:
+            first_seen[reg_id] = r.row
         for column in ("given_names", "family_name", "region"):
             if not values[column]:
                 bad(column, "is empty")

@@ -217,10 +217,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entitlements")),
         sa.UniqueConstraint(
-            "cycle_id",
-            "beneficiary_kind",
             "beneficiary_id",
-            name=op.f("uq_entitlements_cycle_id_beneficiary_kind_beneficiary_id"),
+            "beneficiary_kind",
+            "cycle_id",
+            name=op.f("uq_entitlements_beneficiary_id_beneficiary_kind_cycle_id"),
         ),
     )
     with op.batch_alter_table("entitlements", schema=None) as batch_op:
@@ -251,9 +251,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_redemptions")),
         sa.UniqueConstraint("ledger_seq", name=op.f("uq_redemptions_ledger_seq")),
         sa.UniqueConstraint(
-            "outlet_code",
             "idempotency_key",
-            name=op.f("uq_redemptions_outlet_code_idempotency_key"),
+            "outlet_code",
+            name=op.f("uq_redemptions_idempotency_key_outlet_code"),
         ),
     )
     with op.batch_alter_table("redemptions", schema=None) as batch_op:

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Set-up and everyday tasks, needing nothing but Python 3.11+.
+
+    python3 tasks.py demo [options]   build the environment if needed, then run `canasta demo`
+    python3 tasks.py test [pytest args]  build it if needed, then lint, type-check and test
+
+The virtual environment lives in .venv and is rebuilt when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".canasta-installed"
+
+
+def _python() -> str:
+    return str(BIN / "python")
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"canasta needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print("Creating the virtual environment in .venv …", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing canasta and its test tools into .venv …", flush=True)
+    subprocess.run(
+        [_python(), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True
+    )
+    subprocess.run(
+        [_python(), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True
+    )
+    STAMP.write_text(wanted)
+
+
+def run(*command: str) -> int:
+    return subprocess.run(list(command), cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    task, rest = argv[0], argv[1:]
+    if task == "demo":
+        return subprocess.run([str(BIN / "canasta"), "demo", *rest]).returncode
+    for step in (
+        [str(BIN / "ruff"), "check", "src", "tests", "bench", "tasks.py"],
+        [str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "tasks.py"],
+        [str(BIN / "mypy")],
+    ):
+        print("$", " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)), flush=True)
+        if run(*step):
+            return 1
+    return run(_python(), "-m", "pytest", *rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
