@@ -21,9 +21,7 @@ from canasta.adapters import migrate
 from canasta.adapters.db import make_engine
 from canasta.adapters.tables import LEDGER_HEAD_SEED, ledger_head, metadata
 
-PG_ADMIN_URL = os.environ.get(
-    "CANASTA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("CANASTA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("CANASTA_REQUIRE_POSTGRES") == "1"
 
 
@@ -77,9 +75,7 @@ def _reset_postgres(engine: sa.Engine) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     """The URL of an empty, migrated database: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
         path = tmp_path / "canasta.db"

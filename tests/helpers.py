@@ -33,9 +33,7 @@ class World:
 def household(ref: str, members: int, region: str = "Norte") -> Household:
     home = Household(ref, region, "Alameda", f"Calle {ref}")
     for n in range(members):
-        home.members.append(
-            Person(f"{ref}-{n}", "Ana", "Pérez", "Soto", "F", date(1980, 1, 1 + n), "")
-        )
+        home.members.append(Person(f"{ref}-{n}", "Ana", "Pérez", "Soto", "F", date(1980, 1, 1 + n), ""))
     return home
 
 
@@ -43,9 +41,7 @@ def build_world(engine: sa.Engine, households: int = 4, vehicles: int = 3) -> Wo
     """Households H1..Hn with 1..n members, vehicles owned by H1.., a fuel programme (40 L
     per vehicle), a food programme (2 kg + 1.5 kg per member), open cycles for both, cards
     for everyone, and two outlets."""
-    registry_service.import_households(
-        engine, [household(f"H{n}", n) for n in range(1, households + 1)]
-    )
+    registry_service.import_households(engine, [household(f"H{n}", n) for n in range(1, households + 1)])
     registry_service.import_vehicles(
         engine,
         [Vehicle(f"AB{n:04d}", "car", f"H{1 + n % households}") for n in range(1, vehicles + 1)],

@@ -35,7 +35,10 @@ def test_one_open_cycle_per_programme(engine: sa.Engine) -> None:
         programme_service.close_cycle(engine, "fuel")
     reopened = programme_service.open_cycle(engine, "fuel", date(2026, 12, 1))
     assert reopened.ends_on == date(2026, 12, 30)
-    assert {s.status for s in programme_service.list_cycles(engine) if s.programme == "fuel"} == {"open", "closed"}
+    assert {s.status for s in programme_service.list_cycles(engine) if s.programme == "fuel"} == {
+        "open",
+        "closed",
+    }
 
 
 def test_a_closed_cycle_refuses_redemptions(engine: sa.Engine) -> None:

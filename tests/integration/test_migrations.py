@@ -1,3 +1,4 @@
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -7,8 +8,6 @@ from canasta.adapters.tables import households, metadata
 from canasta.service.bootstrap import DatabaseOutOfDate, open_database
 from canasta.service.settings import Settings
 from tests.helpers import build_world
-
-import pytest
 
 
 def test_the_migrations_build_exactly_the_declared_tables(engine: sa.Engine) -> None:

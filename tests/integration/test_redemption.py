@@ -41,7 +41,9 @@ def test_a_reissued_card_carries_the_balance_and_the_old_one_is_refused(engine: 
     world = build_world(engine)
     old = world.vehicle_cards["AB0002"]
     store = SqlRedemptionStore(engine)
-    store.run_batch([RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], "2026-11-05T00:00:00.000000Z", lambda: "r1")
+    store.run_batch(
+        [RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], "2026-11-05T00:00:00.000000Z", lambda: "r1"
+    )
     new = card_service.reissue_card(engine, old)
     outcomes = store.run_batch(
         [
@@ -76,12 +78,14 @@ def _hammer(
     """Fire ``requests`` redemptions from 32 threads at a few cards, a fifth of them retries
     of earlier keys; return each command with its outcome."""
     rng = random.Random(seed)
-    commands = []
+    commands: list[RedeemQuota] = []
     for n in range(requests):
         if commands and rng.random() < 0.2:
             commands.append(rng.choice(commands))  # a retry: same key, same body
         else:
-            commands.append(RedeemQuota(rng.choice(cards), "fuel", rng.choice([1000, 2500, 7000]), "fs-1", f"k{n}"))
+            commands.append(
+                RedeemQuota(rng.choice(cards), "fuel", rng.choice([1000, 2500, 7000]), "fs-1", f"k{n}")
+            )
     start = threading.Barrier(32)
 
     def fire(chunk: list[RedeemQuota], desk: RedemptionDesk) -> list[Receipt | RedemptionRefused]:
@@ -127,10 +131,14 @@ def test_simultaneous_redemptions_never_overdraw_and_count_once(
     assert all(len(ids) == 1 for ids in by_key.values()), "a retry got a different receipt"
     assert sum(d.stats.largest_batch for d in desks) > len(desks), "redemptions were never batched"
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(redemptions.c.idempotency_key, redemptions.c.card_id, redemptions.c.quantity)).all()
+        stored = conn.execute(
+            sa.select(redemptions.c.idempotency_key, redemptions.c.card_id, redemptions.c.quantity)
+        ).all()
         balances = dict(
             conn.execute(
-                sa.select(entitlements.c.id, entitlements.c.redeemed).where(entitlements.c.beneficiary_kind == "vehicle")
+                sa.select(entitlements.c.id, entitlements.c.redeemed).where(
+                    entitlements.c.beneficiary_kind == "vehicle"
+                )
             ).all()
         )
     assert len(stored) == len(by_key), "every acknowledged redemption is stored, once"

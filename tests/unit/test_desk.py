@@ -37,7 +37,20 @@ class FakeStore:
                 out.append(QuotaExceeded("no"))
                 continue
             self.taken[c.card_id] = self.taken.get(c.card_id, 0) + c.quantity
-            out.append(Receipt(new_id(), c.card_id, c.programme, "l", c.quantity, left - c.quantity, c.outlet, recorded_at, 1, "h"))
+            out.append(
+                Receipt(
+                    new_id(),
+                    c.card_id,
+                    c.programme,
+                    "l",
+                    c.quantity,
+                    left - c.quantity,
+                    c.outlet,
+                    recorded_at,
+                    1,
+                    "h",
+                )
+            )
         return out
 
 

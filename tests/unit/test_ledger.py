@@ -50,7 +50,9 @@ def test_a_changed_entry_is_named() -> None:
 
 def test_a_changed_entry_with_a_rewritten_hash_breaks_the_next_link() -> None:
     entries = chain(5)
-    forged = LedgerEntry.create(3, "redemption", entries[2].recorded_at, {"quantity": 1}, entries[1].entry_hash)
+    forged = LedgerEntry.create(
+        3, "redemption", entries[2].recorded_at, {"quantity": 1}, entries[1].entry_hash
+    )
     entries[2] = forged
     assert problems(entries, head(entries)) == [
         "entry 4: link to the previous entry is broken (prev_hash does not match)"

@@ -39,9 +39,7 @@ VEHICLE = Beneficiary(BeneficiaryKind.VEHICLE, 7)
 HOME = Beneficiary(BeneficiaryKind.HOUSEHOLD, 3)
 
 
-def state(
-    fuel: int = 40_000, existing: dict[tuple[str, str], StoredRedemption] | None = None
-) -> BatchState:
+def state(fuel: int = 40_000, existing: dict[tuple[str, str], StoredRedemption] | None = None) -> BatchState:
     fuel_p = Programme("fuel", "litre", BeneficiaryKind.VEHICLE, 30, quota_fixed=40_000, id=1)
     food_p = Programme("food", "kg", BeneficiaryKind.HOUSEHOLD, 30, quota_fixed=1000, id=2)
     closed_p = Programme("gas", "kg", BeneficiaryKind.VEHICLE, 30, quota_fixed=1000, id=3)

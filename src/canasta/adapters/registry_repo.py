@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,10 +27,8 @@ def existing_registration_ids(conn: sa.Connection, ids: Sequence[str]) -> set[st
     return found
 
 
-def existing_households(
-    conn: sa.Connection, refs: Sequence[str]
-) -> dict[str, sa.Row[tuple[int, str, str, str, str]]]:
-    found = {}
+def existing_households(conn: sa.Connection, refs: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     for chunk in _chunks(refs):
         for row in conn.execute(
             sa.select(

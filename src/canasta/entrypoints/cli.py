@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-import click
 import sqlalchemy as sa
 import typer
 from rich.console import Console
@@ -450,15 +449,21 @@ def run(argv: list[str]) -> int:
     if debug:  # accepted anywhere on the line, though click wants it before the command
         argv = ["--debug", *(a for a in argv if a != "--debug")]
     try:
-        app(argv, prog_name="canasta", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as usage:
-        usage.show()
-        return usage.exit_code
-    except click.exceptions.Abort:
+        result = app(argv, prog_name="canasta", standalone_mode=False)
+        if isinstance(result, int):  # click hands back typer.Exit's code in this mode
+            return result
+    except typer.Exit as done:
+        return int(getattr(done, "exit_code", 0))
+    except typer.Abort:
         err.print("Aborted.")
         return 130
+    except typer.TyperException as usage:  # typer's own click: usage errors
+        show = getattr(usage, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(str(usage))
+        return int(getattr(usage, "exit_code", 2))
     except ImportRejected as error:
         if debug:
             raise

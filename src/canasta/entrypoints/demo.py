@@ -366,14 +366,16 @@ def _report(
         )
     else:
         console.print(f"[red]Audit failed[/red]: {report.first}")
-    code, token = sorted(tokens.items())[0]
+    _, token = sorted(tokens.items())[0]
     card = active["household"][0][0] if active["household"] else ""
     console.rule("[bold]Browse it yourself")
-    console.print(f"  canasta serve --db {url} --port {port}")
+    console.print(f"  canasta serve --db {url} --port {port}", soft_wrap=True)
     console.print(
-        f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/cards/{card}/balance"
+        f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/cards/{card}/balance",
+        soft_wrap=True,
     )
-    console.print(f"  canasta audit --db {url}")
+    console.print(f"  canasta audit --db {url}", soft_wrap=True)
     console.print(
-        f"The API is described at http://127.0.0.1:{port}/docs; outlet tokens are in {directory}/outlet-tokens.csv."
+        f"The API is described at http://127.0.0.1:{port}/docs; "
+        f"outlet tokens are in {directory}/outlet-tokens.csv."
     )

@@ -167,7 +167,7 @@ def _check_balances(conn: sa.Connection, report: AuditReport) -> None:
                 f"entitlement {row.id}: redeemed is {row.redeemed} but its redemptions add up to {row.taken}"
             )
     # Redemptions whose holder has no entitlement at all in that cycle.
-    stray = conn.execute(
+    strays = conn.execute(
         sa.select(sums.c.cycle_id, sums.c.beneficiary_kind, sums.c.beneficiary_id)
         .outerjoin(
             entitlements,
@@ -179,9 +179,9 @@ def _check_balances(conn: sa.Connection, report: AuditReport) -> None:
         )
         .where(entitlements.c.id.is_(None))
     )
-    for row in stray:
+    for stray in strays:
         report.records.append(
-            f"cycle {row.cycle_id}: redemptions for {row.beneficiary_kind} {row.beneficiary_id}, "
+            f"cycle {stray.cycle_id}: redemptions for {stray.beneficiary_kind} {stray.beneficiary_id}, "
             "who has no entitlement in it"
         )
     report.entitlements = conn.scalar(sa.select(sa.func.count()).select_from(entitlements)) or 0

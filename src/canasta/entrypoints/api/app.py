@@ -1,7 +1,6 @@
 """The FastAPI application: outlets redeem and read balances; everything else is the CLI's
 for now. Handlers only translate: the service layer decides."""
 
-
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -1,0 +1,196 @@
+"""The HTTP API end to end: receipts, retries, every refusal as RFC 9457 problem details,
+and no input that makes it fail with a 500."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from canasta.domain.model import CardStatus, format_card_id
+from canasta.entrypoints.api.app import create_app
+from canasta.service import cards as card_service
+from canasta.service import programmes as programme_service
+from canasta.service.bootstrap import bootstrap
+from canasta.service.settings import Settings
+from tests.helpers import World, build_world
+
+
+@pytest.fixture
+def world(engine: sa.Engine) -> World:
+    return build_world(engine)
+
+
+@pytest.fixture
+def client(world: World, database_url: str) -> Iterator[TestClient]:
+    canasta = bootstrap(Settings.load(database_url))
+    with TestClient(create_app(canasta), raise_server_exceptions=False) as client:
+        yield client
+    canasta.close()
+
+
+def auth(world: World, outlet: str = "fs-1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[outlet]}"}
+
+
+def body(world: World, **changes: Any) -> dict[str, Any]:
+    return {
+        "card": format_card_id(world.vehicle_cards["AB0001"]),
+        "programme": "fuel",
+        "quantity": "12.5",
+        "outlet": "fs-1",
+        "idempotency_key": "key-1",
+    } | changes
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"/problems/{slug}"
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    return problem
+
+
+def test_a_redemption_answers_201_with_a_receipt_and_a_retry_gets_the_same(
+    client: TestClient, world: World
+) -> None:
+    first = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
+    assert first.status_code == 201, first.text
+    receipt = first.json()
+    assert receipt["quantity"] == "12.5" and receipt["remaining"] == "27.5" and receipt["unit"] == "litre"
+    assert receipt["ledger_position"] == 3 and len(receipt["entry_hash"]) == 64
+    assert set(receipt) == {
+        "redemption_id",
+        "card",
+        "programme",
+        "unit",
+        "quantity",
+        "remaining",
+        "outlet",
+        "time",
+        "ledger_position",
+        "entry_hash",
+    }
+    again = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
+    assert again.status_code == 201
+    assert again.json() == receipt
+    assert again.headers["idempotent-replayed"] == "true"
+    balance = client.get(f"/api/v1/cards/{world.vehicle_cards['AB0001']}/balance", headers=auth(world))
+    assert balance.status_code == 200
+    (line,) = balance.json()["balances"]
+    assert (line["entitled"], line["redeemed"], line["remaining"]) == ("40", "12.5", "27.5")
+
+
+def test_the_key_may_come_as_a_header(client: TestClient, world: World) -> None:
+    payload = body(world)
+    del payload["idempotency_key"]
+    response = client.post(
+        "/api/v1/redemptions", json=payload, headers=auth(world) | {"Idempotency-Key": "h1"}
+    )
+    assert response.status_code == 201
+    missing = client.post("/api/v1/redemptions", json=payload, headers=auth(world))
+    assert_problem(missing, 422, "invalid-input")
+
+
+def test_the_same_key_with_another_body_is_refused(client: TestClient, world: World) -> None:
+    assert client.post("/api/v1/redemptions", json=body(world), headers=auth(world)).status_code == 201
+    response = client.post("/api/v1/redemptions", json=body(world, quantity="1"), headers=auth(world))
+    assert_problem(response, 422, "idempotency-key-reused")
+
+
+def test_over_balance_is_409_and_takes_nothing(client: TestClient, world: World) -> None:
+    response = client.post("/api/v1/redemptions", json=body(world, quantity="40.001"), headers=auth(world))
+    problem = assert_problem(response, 409, "insufficient-balance")
+    assert "only 40 litre remain" in problem["detail"]
+
+
+def test_refusals_have_the_right_status(client: TestClient, world: World, engine: sa.Engine) -> None:
+    household_card = world.household_cards["H1"]
+    card_service.withdraw_card(engine, world.vehicle_cards["AB0002"], CardStatus.REVOKED)
+    cases = [
+        (body(world, card="0000-0000-0000-0000"), 404, "card-not-found"),
+        (body(world, card="not a card"), 422, "malformed-card-id"),
+        (body(world, card=world.vehicle_cards["AB0002"]), 403, "card-revoked"),
+        (body(world, programme="bread"), 404, "programme-not-found"),
+        (body(world, card=household_card), 422, "wrong-programme"),
+        (body(world, outlet="shop-1"), 403, "outlet-mismatch"),
+    ]
+    for n, (payload, status, slug) in enumerate(cases):
+        payload["idempotency_key"] = f"case-{n}"
+        assert_problem(client.post("/api/v1/redemptions", json=payload, headers=auth(world)), status, slug)
+    programme_service.close_cycle(engine, "fuel")
+    assert_problem(
+        client.post("/api/v1/redemptions", json=body(world, idempotency_key="closed"), headers=auth(world)),
+        409,
+        "cycle-closed",
+    )
+
+
+def test_every_outlet_needs_its_own_valid_token(client: TestClient, world: World) -> None:
+    response = client.post("/api/v1/redemptions", json=body(world))
+    assert_problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+    wrong = client.post("/api/v1/redemptions", json=body(world), headers={"Authorization": "Bearer cnt_nope"})
+    assert_problem(wrong, 401, "unauthenticated")
+    as_other = client.post("/api/v1/redemptions", json=body(world), headers=auth(world, "shop-1"))
+    assert_problem(as_other, 403, "outlet-mismatch")
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        (b"{not json", "body"),
+        (json.dumps({"programme": None}).encode(), "body.programme"),
+        (json.dumps({"quantity": -1}).encode(), "body.quantity"),
+        (json.dumps({"quantity": "1e9"}).encode(), "body.quantity"),
+        (json.dumps({"quantity": "0.0001"}).encode(), "body.quantity"),
+        (json.dumps({"quantity": [1]}).encode(), "body.quantity"),
+        (json.dumps({"surprise": 1}).encode(), "body.surprise"),
+        (json.dumps([1, 2]).encode(), "body"),
+    ],
+)
+def test_malformed_requests_get_422_naming_the_field(
+    client: TestClient, world: World, raw: bytes, location: str
+) -> None:
+    merged = raw
+    if raw.startswith(b"{") and raw.endswith(b"}"):
+        merged = json.dumps(body(world) | json.loads(raw)).encode()
+    response = client.post(
+        "/api/v1/redemptions", content=merged, headers=auth(world) | {"Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 422, "validation-error")
+    assert any(e["location"].startswith(location) for e in problem["errors"]), problem
+
+
+def test_openapi_and_unknown_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/redemptions" in spec["paths"]
+    assert "/api/v1/cards/{card}/balance" in spec["paths"]
+    assert_problem(client.get("/nowhere"), 404, "http-404")
+    assert client.get("/problems/insufficient-balance").status_code == 200
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.dictionaries(
+        st.sampled_from(["card", "programme", "quantity", "outlet", "idempotency_key", "x"]),
+        json_values,
+        max_size=6,
+    )
+)
+def test_no_input_produces_a_500(client: TestClient, world: World, payload: dict[str, Any]) -> None:
+    response = client.post("/api/v1/redemptions", json=payload, headers=auth(world))
+    assert response.status_code < 500, response.text

@@ -1,0 +1,172 @@
+"""The operator's command line, end to end, on SQLite and PostgreSQL."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from canasta.entrypoints.cli import run
+from canasta.registry.registrations import REGISTRATION_COLUMNS
+
+
+def canasta(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> tuple[int, str, str]:
+    code = run([*args, "--db", db])
+    out, err = capsys.readouterr()
+    return code, " ".join(out.split()), " ".join(err.split())
+
+
+def write_registry(tmp_path: Path) -> tuple[Path, Path]:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        ",".join(REGISTRATION_COLUMNS)
+        + "\nR1,Ana,Pérez,Soto,F,1980-02-03,Norte,Alameda,Calle 1,,H1\n"
+        + "R2,José,Pérez,Soto,M,2010-05-06,Norte,Alameda,Calle 1,,H1\n"
+        + "R3,Luz,Díaz,,F,1950-01-01,Sur,Dos Ríos,Rua 2,,H2\n",
+        encoding="utf-8",
+    )
+    vehicles = tmp_path / "vehicles.csv"
+    vehicles.write_text("plate,kind,household_ref\nAB12CD,car,H1\n", encoding="utf-8")
+    return people, vehicles
+
+
+def test_an_operator_sets_up_a_programme_from_scratch(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    db = database_url
+    people, vehicles = write_registry(tmp_path)
+    assert canasta(capsys, db, "db", "upgrade")[1].startswith("Database already at schema")
+    assert "current" in canasta(capsys, db, "db", "status")[1]
+    code, out, _ = canasta(capsys, db, "registry", "import", str(people))
+    assert (code, out) == (0, "Imported 3 people in 2 households from people.csv.")
+    assert (
+        canasta(capsys, db, "registry", "import-vehicles", str(vehicles))[1]
+        == "Imported 1 vehicles from vehicles.csv."
+    )
+    code, out, _ = canasta(
+        capsys,
+        db,
+        "programmes",
+        "create",
+        "food",
+        "--unit",
+        "kg",
+        "--per",
+        "household",
+        "--quota",
+        "2",
+        "--per-member",
+        "1.5",
+    )
+    assert (code, out) == (0, "Programme food: 2 kg + 1.5 kg per member per household every 30 days.")
+    code, out, _ = canasta(capsys, db, "cycles", "open", "food", "--starts", "2026-11-01")
+    assert out == "Opened food cycle 1 (2026-11-01 to 2026-11-30): 2 entitlements, 8.5 in all."
+    code, out, _ = canasta(
+        capsys, db, "outlets", "create", "shop-1", "--name", "Almacén", "--kind", "shop", "--region", "Norte"
+    )
+    assert code == 0 and "cnt_" in out
+    cards_file = tmp_path / "cards.csv"
+    assert canasta(capsys, db, "cards", "issue", "--out", str(cards_file))[1].startswith("Issued 3 cards")
+    rows = list(csv.DictReader(cards_file.open()))
+    h1 = next(r["card_id"] for r in rows if r["holder"] == "H1")
+    code, out, _ = canasta(capsys, db, "cards", "balance", h1)
+    assert code == 0 and "5 kg" in out
+    code, out, _ = canasta(capsys, db, "cards", "reissue", h1)
+    assert code == 0 and "replaced by" in out
+    code, _, err = canasta(capsys, db, "cards", "balance", h1)
+    assert (code, err) == (1, f"Error: card {h1} is lost.")
+    assert canasta(capsys, db, "cycles", "close", "food")[1] == "Closed food cycle 1: 0 of 8.5 redeemed."
+    code, out, _ = canasta(capsys, db, "audit")
+    assert code == 0 and out.startswith("Audit passed: 3 ledger entries chain correctly")
+
+
+def test_a_bad_file_is_reported_row_by_row_and_nothing_is_imported(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        ",".join(REGISTRATION_COLUMNS)
+        + "\nR1,Ana,Pérez,,F,1980-13-01,Norte,Alameda,Calle 1,,H1"
+        + "\nR2,,Pérez,,F,1980-01-01,Norte,Alameda,Calle 1,,H1\n",
+        encoding="utf-8",
+    )
+    code, _, err = canasta(capsys, database_url, "registry", "import", str(people))
+    assert code == 1
+    assert "Nothing was imported: people.csv: 2 problems in 2 rows; nothing was imported." in err
+    assert "people.csv, row 1 (line 2), field 'date_of_birth': '1980-13-01' is not an ISO date" in err
+    rejects = list(csv.DictReader((tmp_path / "people.csv.rejects.csv").open()))
+    assert [(r["row"], r["field"]) for r in rejects] == [("1", "date_of_birth"), ("2", "given_names")]
+
+
+def test_errors_are_one_sentence_without_traceback(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    code, out, err = canasta(capsys, database_url, "cycles", "open", "nothing")
+    assert (code, err) == (1, "Error: there is no programme called 'nothing'.")
+    assert "Traceback" not in out + err
+    code, _, err = canasta(capsys, database_url, "cards", "withdraw", "1234")
+    assert code == 1 and "a card id has 16 symbols" in err
+    code, _, err = canasta(capsys, database_url, "cycles", "open", "x", "--starts", "yesterday")
+    assert code == 1 and "is not a date" in err
+
+
+def test_usage_errors_and_unreachable_databases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["programmes", "create"]) == 2
+    assert run(["audit", "--db", "mysql://nowhere/db"]) == 1
+    assert "canasta runs on SQLite or PostgreSQL" in capsys.readouterr().err
+    assert run(["audit", "--db", "postgresql://nobody@127.0.0.1:1/none"]) == 1
+    assert "the database could not be used" in " ".join(capsys.readouterr().err.split())
+
+
+def test_audit_fails_with_exit_1_on_a_tampered_ledger(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from canasta.adapters.db import make_engine
+
+    people, _ = write_registry(tmp_path)
+    canasta(capsys, database_url, "registry", "import", str(people))
+    canasta(
+        capsys,
+        database_url,
+        "programmes",
+        "create",
+        "food",
+        "--unit",
+        "kg",
+        "--per",
+        "household",
+        "--quota",
+        "2",
+    )
+    canasta(capsys, database_url, "cycles", "open", "food")
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET kind = 'forged' WHERE seq = 1"))
+    engine.dispose()
+    code, _, err = canasta(capsys, database_url, "audit")
+    assert code == 1
+    assert "Audit failed: 1 problem(s); first: entry 1: content was changed" in err
+
+
+def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = run(
+        [
+            "demo",
+            "--households",
+            "300",
+            "--seconds",
+            "2",
+            "--concurrency",
+            "8",
+            "--dir",
+            str(tmp_path / "demo"),
+        ]
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    assert "redeemed" in out and "Throughput:" in out
+    assert "Audit passed" in out
+    assert "all answered with their first receipt" in out
+    assert f"canasta serve --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
+    assert run(["demo", "--households", "300", "--dir", str(tmp_path / "demo")]) == 1

@@ -1,0 +1,97 @@
+"""``canasta audit`` against direct tampering with the database: every kind of change,
+deletion, insertion and reordering is detected, naming the entry."""
+
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from canasta.adapters.redemption_repo import SqlRedemptionStore
+from canasta.domain.redemption import RedeemQuota
+from canasta.service.audit import run_audit
+from tests.helpers import build_world
+
+
+def seeded(engine: sa.Engine) -> None:
+    """Two cycle entries (1, 2) then six redemptions (entries 3 to 8)."""
+    world = build_world(engine)
+    cards = list(world.vehicle_cards.values())
+    commands = [RedeemQuota(cards[n % 3], "fuel", 1000 * (n + 1), "fs-1", f"k{n}") for n in range(6)]
+    ids = iter(f"r{n}" for n in range(6))
+    SqlRedemptionStore(engine).run_batch(commands, "2026-11-05T10:00:00.000000Z", ids.__next__)
+
+
+def sql(*statements: str) -> Callable[[sa.Connection], None]:
+    def run(conn: sa.Connection) -> None:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+    return run
+
+
+TAMPERING = {
+    "changed body": (
+        sql(
+            "UPDATE ledger_entries SET body = replace(body, '\"quantity\":3000', '\"quantity\":300') "
+            "WHERE seq = 5"
+        ),
+        "entry 5: content was changed",
+    ),
+    "changed time": (
+        sql("UPDATE ledger_entries SET recorded_at = '2026-11-05T09:00:00.000000Z' WHERE seq = 4"),
+        "entry 4: content was changed",
+    ),
+    "rewritten hash": (
+        sql("UPDATE ledger_entries SET entry_hash = 'ab' || substr(entry_hash, 3) WHERE seq = 6"),
+        "entry 6: content was changed",
+    ),
+    "deleted entry": (sql("DELETE FROM ledger_entries WHERE seq = 4"), "entry 4: entry 4 is missing"),
+    "deleted last entry": (
+        sql("DELETE FROM ledger_entries WHERE seq = 8"),
+        "entry 8: entry 8 is missing from the end",
+    ),
+    "inserted entry": (
+        sql(
+            "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
+            "SELECT 9, kind, recorded_at, body, entry_hash, entry_hash FROM ledger_entries WHERE seq = 8"
+        ),
+        "entry 9: ",
+    ),
+    "reordered entries": (
+        sql(
+            "UPDATE ledger_entries SET seq = -5 WHERE seq = 5",
+            "UPDATE ledger_entries SET seq = 5 WHERE seq = 6",
+            "UPDATE ledger_entries SET seq = 6 WHERE seq = -5",
+        ),
+        "entry 5: ",
+    ),
+    "unparseable body": (
+        sql("UPDATE ledger_entries SET body = 'not json' WHERE seq = 7"),
+        "entry 7: content",
+    ),
+    "changed redemption": (
+        sql("UPDATE redemptions SET quantity = 1 WHERE ledger_seq = 3"),
+        "entry 3: redemption r0 no longer matches its ledger entry",
+    ),
+    "deleted redemption": (
+        sql("DELETE FROM redemptions WHERE ledger_seq = 7"),
+        "entry 7: its redemption is missing from the redemptions table",
+    ),
+    "changed balance": (
+        sql("UPDATE entitlements SET redeemed = redeemed - 1000 WHERE redeemed > 1000"),
+        "but its redemptions add up to",
+    ),
+    "moved head": (sql("UPDATE ledger_head SET seq = 7"), "entries were added after the recorded head"),
+}
+
+
+@pytest.mark.parametrize("how", list(TAMPERING))
+def test_tampering_is_detected_and_named(engine: sa.Engine, how: str) -> None:
+    seeded(engine)
+    assert run_audit(engine).ok
+    tamper, expected = TAMPERING[how]
+    with engine.begin() as conn:
+        tamper(conn)
+    report = run_audit(engine)
+    assert not report.ok
+    assert any(expected in p for p in report.problems), report.problems
