@@ -1,27 +1,28 @@
 """The redemption hot path's SQL: read a batch's state under lock, then write its plan.
 
-A batch costs a handful of statements whatever its size: the ledger head is locked first
-(it orders all writers, so batches never deadlock), then idempotency keys, cards,
-programmes with their open cycles, and the entitlements concerned are read with set-based
-queries, and the plan is written with three ``executemany`` calls.
+A batch costs the same nine statements whatever its size: lock the ledger head (it orders
+every writer, so batches never deadlock), read the idempotency keys already used, the cards,
+the programmes with their open cycles and the entitlements concerned (locked), then write
+balances, redemptions and ledger entries with ``executemany`` and move the head.
+
+The statements are plain SQL run on the driver connection: on this path SQLAlchemy's
+per-row work cost more than the database's. The text is the same on SQLite and PostgreSQL
+but for the placeholder style, ``FOR UPDATE`` (SQLite's write transaction already holds the
+only write lock) and how a list is passed as one parameter (``= ANY(%s)`` with an array on
+PostgreSQL, ``IN (SELECT value FROM json_each(?))`` with a JSON array on SQLite), so every
+statement keeps one text whatever the batch size and its plan is reused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
-from canasta.adapters import ledger_repo
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import (
-    cards,
-    cycles,
-    entitlements,
-    ledger_entries,
-    programmes,
-    redemptions,
-)
 from canasta.domain.errors import RedemptionRefused
 from canasta.domain.model import (
     Beneficiary,
@@ -42,11 +43,76 @@ from canasta.domain.redemption import (
     plan_batch,
 )
 
-_ADD = (
-    entitlements.update()
-    .where(entitlements.c.id == sa.bindparam("eid"))
-    .values(redeemed=entitlements.c.redeemed + sa.bindparam("delta"))
-)
+_KINDS = {kind.value: kind for kind in BeneficiaryKind}
+_STATUSES = {status.value: status for status in CardStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    """The batch's statements in one database's dialect."""
+
+    lock_head: str
+    existing: str
+    cards: str
+    programmes: str
+    entitlements: str
+    add_redeemed: str
+    insert_redemption: str
+    insert_entry: str
+    move_head: str
+    postgres: bool
+
+    @classmethod
+    def for_dialect(cls, name: str) -> _Sql:
+        postgres = name == "postgresql"
+        lock = " FOR UPDATE" if postgres else ""
+
+        def one_of(column: str) -> str:
+            return f"{column} = ANY(?)" if postgres else f"{column} IN (SELECT value FROM json_each(?))"
+
+        def text(sql: str) -> str:
+            return sql.replace("?", "%s") if postgres else sql
+
+        return cls(
+            lock_head=text(f"SELECT seq, entry_hash FROM ledger_head WHERE id = 1{lock}"),
+            existing=text(
+                "SELECT r.outlet_code, r.idempotency_key, r.ledger_seq, r.card_id, r.quantity, "
+                "r.balance_after, r.recorded_at, r.fingerprint, p.name, p.unit, "
+                "l.entry_hash FROM redemptions r "
+                "JOIN programmes p ON p.id = r.programme_id "
+                "JOIN ledger_entries l ON l.seq = r.ledger_seq "
+                f"WHERE {one_of('r.idempotency_key')}"
+            ),
+            cards=text(
+                f"SELECT id, beneficiary_kind, beneficiary_id, status FROM cards WHERE {one_of('id')}"
+            ),
+            programmes=text(
+                "SELECT p.id, p.name, p.unit, p.per, p.cycle_days, p.quota_fixed, "
+                "p.quota_per_member, c.id, c.starts_on, c.ends_on FROM programmes p "
+                "LEFT JOIN cycles c ON c.programme_id = p.id AND c.status = 'open'"
+            ),
+            entitlements=text(
+                "SELECT id, cycle_id, programme_id, beneficiary_kind, beneficiary_id, quantity, "
+                f"redeemed FROM entitlements WHERE {one_of('beneficiary_id')} "
+                f"AND {one_of('cycle_id')} ORDER BY id{lock}"
+            ),
+            add_redeemed=text("UPDATE entitlements SET redeemed = redeemed + ? WHERE id = ?"),
+            insert_redemption=text(
+                "INSERT INTO redemptions (ledger_seq, card_id, programme_id, cycle_id, outlet_code, "
+                "quantity, balance_after, idempotency_key, fingerprint, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            insert_entry=text(
+                "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            move_head=text("UPDATE ledger_head SET seq = ?, entry_hash = ? WHERE id = 1"),
+            postgres=postgres,
+        )
+
+    def values(self, items: Iterable[Any]) -> Any:
+        """A list as one parameter: an array for PostgreSQL, JSON text for SQLite."""
+        return list(items) if self.postgres else json.dumps(list(items))
 
 
 class SqlRedemptionStore:
@@ -54,162 +120,106 @@ class SqlRedemptionStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.sql = _Sql.for_dialect(engine.dialect.name)
 
     def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str, new_id: Callable[[], str]
+        self, commands: Sequence[RedeemQuota], recorded_at: str
     ) -> list[Receipt | RedemptionRefused]:
         with transaction(self.engine) as conn:
-            state = read_state(conn, commands)
-            plan = plan_batch(list(commands), state, recorded_at, new_id)
-            write_plan(conn, plan)
+            state = self.read_state(conn, commands)
+            plan = plan_batch(list(commands), state, recorded_at)
+            self.write_plan(conn, plan)
         return plan.outcomes
 
-
-def read_state(conn: sa.Connection, commands: Sequence[RedeemQuota]) -> BatchState:
-    head_seq, head_hash = ledger_repo.lock_head(conn)
-    keys = {(c.outlet, c.idempotency_key) for c in commands}
-    existing = _existing(conn, keys)
-    card_ids = {c.card_id for c in commands}
-    card_map = {
-        row.id: Card(
-            id=row.id,
-            beneficiary=Beneficiary(BeneficiaryKind(row.beneficiary_kind), int(row.beneficiary_id)),
-            status=CardStatus(row.status),
-        )
-        for row in conn.execute(
-            sa.select(cards.c.id, cards.c.beneficiary_kind, cards.c.beneficiary_id, cards.c.status).where(
-                cards.c.id.in_(card_ids)
+    def read_state(self, conn: sa.Connection, commands: Sequence[RedeemQuota]) -> BatchState:
+        sql = self.sql
+        run = conn.exec_driver_sql
+        head_seq, head_hash = run(sql.lock_head).one()
+        keys = {(c.outlet, c.idempotency_key) for c in commands}
+        existing = {}
+        for row in run(sql.existing, (sql.values({k for _, k in keys}),)):
+            (outlet, key, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
+            if (outlet, key) in keys:
+                receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
+                existing[(outlet, key)] = StoredRedemption(receipt, fingerprint)
+        cards = {
+            card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
+            for card_id, kind, bid, status in run(sql.cards, (sql.values({c.card_id for c in commands}),))
+        }
+        programmes: dict[str, Programme] = {}
+        open_cycles: dict[int, Cycle] = {}
+        for pid, name, unit, per, days, fixed, per_member, cid, starts, ends in run(sql.programmes):
+            programmes[name] = Programme(name, unit, _KINDS[per], days, fixed, per_member, pid)
+            if cid is not None:
+                open_cycles[pid] = Cycle(pid, _date(starts), _date(ends), CycleStatus.OPEN, cid)
+        wanted: set[tuple[int, Beneficiary]] = set()
+        for c in commands:
+            card = cards.get(c.card_id)
+            programme = programmes.get(c.programme)
+            cycle = open_cycles.get(programme.id) if programme and programme.id else None
+            if card is not None and cycle is not None and cycle.id is not None:
+                wanted.add((cycle.id, card.beneficiary))
+        entitlements: dict[tuple[int, Beneficiary], Entitlement] = {}
+        if wanted:
+            # Rows of the other kind or cycle that share an id come back too; they are
+            # dropped here (and locked in id order, so writers never lock crosswise).
+            rows = run(
+                sql.entitlements,
+                (
+                    sql.values(sorted({b.id for _, b in wanted})),
+                    sql.values(sorted({cycle_id for cycle_id, _ in wanted})),
+                ),
             )
+            for eid, cycle_id, pid, kind, bid, quantity, redeemed in rows:
+                who = Beneficiary(_KINDS[kind], bid)
+                if (cycle_id, who) in wanted:
+                    entitlements[(cycle_id, who)] = Entitlement(cycle_id, pid, who, quantity, redeemed, eid)
+        return BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
+
+    def write_plan(self, conn: sa.Connection, plan: BatchPlan) -> None:
+        if not plan.redemptions:
+            return
+        sql = self.sql
+        run = conn.exec_driver_sql
+        run(sql.add_redeemed, [(delta, eid) for eid, delta in plan.deltas.items()])
+        run(
+            sql.insert_redemption,
+            [
+                (
+                    r.ledger_seq,
+                    r.card_id,
+                    r.programme_id,
+                    r.cycle_id,
+                    r.outlet,
+                    r.quantity,
+                    r.balance_after,
+                    r.idempotency_key,
+                    r.fingerprint,
+                    r.recorded_at,
+                )
+                for r in plan.redemptions
+            ],
         )
-    }
-    programme_map: dict[str, Programme] = {}
-    open_cycles: dict[int, Cycle] = {}
-    rows = conn.execute(
-        sa.select(programmes, cycles.c.id.label("cycle_id"), cycles.c.starts_on, cycles.c.ends_on)
-        .select_from(programmes)
-        .outerjoin(
-            cycles,
-            sa.and_(cycles.c.programme_id == programmes.c.id, cycles.c.status == "open"),
+        run(
+            sql.insert_entry,
+            [
+                (
+                    e.seq,
+                    e.kind,
+                    e.recorded_at,
+                    json.dumps(e.body, sort_keys=True, separators=(",", ":")),
+                    e.prev_hash,
+                    e.entry_hash,
+                )
+                for e in plan.entries
+            ],
         )
-        .where(programmes.c.name.in_({c.programme for c in commands}))
-    )
-    for row in rows:
-        programme_map[row.name] = Programme(
-            id=int(row.id),
-            name=row.name,
-            unit=row.unit,
-            per=BeneficiaryKind(row.per),
-            cycle_days=row.cycle_days,
-            quota_fixed=row.quota_fixed,
-            quota_per_member=row.quota_per_member,
-        )
-        if row.cycle_id is not None:
-            open_cycles[int(row.id)] = Cycle(
-                id=int(row.cycle_id),
-                programme_id=int(row.id),
-                starts_on=row.starts_on,
-                ends_on=row.ends_on,
-                status=CycleStatus.OPEN,
-            )
-    wanted: set[tuple[int, Beneficiary]] = set()
-    for c in commands:
-        card = card_map.get(c.card_id)
-        programme = programme_map.get(c.programme)
-        if card is None or programme is None or programme.id is None:
-            continue
-        cycle = open_cycles.get(programme.id)
-        if cycle is not None and cycle.id is not None:
-            wanted.add((cycle.id, card.beneficiary))
-    entitlement_map: dict[tuple[int, Beneficiary], Entitlement] = {}
-    if wanted:
-        # Plain IN lists on the leading index columns (row-value IN lists are not planned as
-        # index look-ups on every database); rows of other kinds or cycles are dropped below.
-        # Rows are locked in id order, so two writers can never lock them crosswise.
-        query = (
-            sa.select(entitlements)
-            .where(
-                entitlements.c.beneficiary_id.in_(sorted({b.id for _, b in wanted})),
-                entitlements.c.cycle_id.in_(sorted({cycle_id for cycle_id, _ in wanted})),
-            )
-            .order_by(entitlements.c.id)
-            .with_for_update()
-        )
-        for row in conn.execute(query):
-            who = Beneficiary(BeneficiaryKind(row.beneficiary_kind), int(row.beneficiary_id))
-            if (int(row.cycle_id), who) not in wanted:
-                continue
-            entitlement_map[(int(row.cycle_id), who)] = Entitlement(
-                id=int(row.id),
-                cycle_id=int(row.cycle_id),
-                programme_id=int(row.programme_id),
-                beneficiary=who,
-                quantity=int(row.quantity),
-                redeemed=int(row.redeemed),
-            )
-    return BatchState(
-        existing=existing,
-        cards=card_map,
-        programmes=programme_map,
-        open_cycles=open_cycles,
-        entitlements=entitlement_map,
-        head_seq=head_seq,
-        head_hash=head_hash,
-    )
+        last = plan.entries[-1]
+        run(sql.move_head, (last.seq, last.entry_hash))
 
 
-def _existing(conn: sa.Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StoredRedemption]:
-    query = (
-        sa.select(
-            redemptions,
-            programmes.c.name.label("programme"),
-            programmes.c.unit,
-            ledger_entries.c.entry_hash,
-        )
-        .join(programmes, programmes.c.id == redemptions.c.programme_id)
-        .join(ledger_entries, ledger_entries.c.seq == redemptions.c.ledger_seq)
-        .where(redemptions.c.idempotency_key.in_(sorted({key for _, key in keys})))
-    )
-    found = {}
-    for row in conn.execute(query):
-        if (row.outlet_code, row.idempotency_key) not in keys:
-            continue
-        receipt = Receipt(
-            redemption_id=row.id,
-            card_id=row.card_id,
-            programme=row.programme,
-            unit=row.unit,
-            quantity=int(row.quantity),
-            remaining=int(row.balance_after),
-            outlet=row.outlet_code,
-            recorded_at=row.recorded_at,
-            ledger_seq=int(row.ledger_seq),
-            entry_hash=row.entry_hash,
-        )
-        found[(row.outlet_code, row.idempotency_key)] = StoredRedemption(receipt, row.fingerprint)
-    return found
+def _date(value: Any) -> Any:
+    """SQLite hands dates back as text on the driver connection."""
+    from datetime import date
 
-
-def write_plan(conn: sa.Connection, plan: BatchPlan) -> None:
-    if not plan.redemptions:
-        return
-    conn.execute(_ADD, [{"eid": eid, "delta": delta} for eid, delta in plan.deltas.items()])
-    conn.execute(
-        redemptions.insert(),
-        [
-            {
-                "id": r.id,
-                "card_id": r.card_id,
-                "programme_id": r.programme_id,
-                "cycle_id": r.cycle_id,
-                "outlet_code": r.outlet,
-                "quantity": r.quantity,
-                "balance_after": r.balance_after,
-                "idempotency_key": r.idempotency_key,
-                "fingerprint": r.fingerprint,
-                "recorded_at": r.recorded_at,
-                "ledger_seq": r.ledger_seq,
-            }
-            for r in plan.redemptions
-        ],
-    )
-    ledger_repo.write_entries(conn, plan.entries)
+    return date.fromisoformat(value) if isinstance(value, str) else value

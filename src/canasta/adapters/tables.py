@@ -150,7 +150,8 @@ cards = sa.Table(
 redemptions = sa.Table(
     "redemptions",
     metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
+    # A redemption's id is the position of its ledger entry.
+    sa.Column("ledger_seq", Id, primary_key=True, autoincrement=False),
     sa.Column("card_id", sa.String(16), sa.ForeignKey("cards.id"), nullable=False),
     sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), nullable=False),
     sa.Column("cycle_id", Id, sa.ForeignKey("cycles.id"), nullable=False),
@@ -160,7 +161,6 @@ redemptions = sa.Table(
     sa.Column("idempotency_key", sa.String(128), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("recorded_at", Timestamp, nullable=False),
-    sa.Column("ledger_seq", sa.BigInteger, nullable=False, unique=True),
     # Leading with the key so a batch finds retries with a plain IN list.
     sa.UniqueConstraint("idempotency_key", "outlet_code"),
     sa.Index("ix_redemptions_card_cycle", "card_id", "cycle_id"),
@@ -170,7 +170,8 @@ redemptions = sa.Table(
 ledger_entries = sa.Table(
     "ledger_entries",
     metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # INTEGER PRIMARY KEY on SQLite: the rowid itself, appended in order, no extra index.
+    sa.Column("seq", Id, primary_key=True, autoincrement=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("recorded_at", Timestamp, nullable=False),
     sa.Column("body", sa.Text, nullable=False),

@@ -28,30 +28,35 @@ class EntryKind(StrEnum):
     CARD_WITHDRAWN = "card-withdrawn"
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_PLAIN = (str, int, bool, type(None))
+
+
 def canonical_json(value: Any) -> bytes:
     """The one byte encoding that is hashed: JSON with sorted keys, no spaces, UTF-8.
 
     Only strings, integers, booleans, None, lists and string-keyed mappings are allowed;
     floats are refused because their text is not canonical."""
-    return json.dumps(
-        _check(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    _check(value)
+    return _ENCODER.encode(value).encode("utf-8")
 
 
-def _check(value: Any) -> Any:
-    if isinstance(value, float):
+def _check(value: Any) -> None:
+    kind = type(value)
+    if kind in _PLAIN:
+        return
+    if kind is float:
         raise TypeError("floats have no canonical encoding; use integers or decimal strings")
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise TypeError(f"mapping keys must be strings, not {key!r}")
             _check(item)
     elif isinstance(value, list | tuple):
         for item in value:
             _check(item)
-    elif not isinstance(value, str | int | bool | type(None)):
-        raise TypeError(f"{type(value).__name__} has no canonical encoding")
-    return value
+    elif not isinstance(value, _PLAIN):  # subclasses such as StrEnum members
+        raise TypeError(f"{kind.__name__} has no canonical encoding")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ retried idempotency key answers with the receipt it got the first time. It does 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from canasta.domain.errors import (
     RedemptionRefused,
     WrongProgramme,
 )
-from canasta.domain.ledger import EntryKind, LedgerEntry, canonical_json
+from canasta.domain.ledger import EntryKind, LedgerEntry
 from canasta.domain.model import Beneficiary, Card, Cycle, Entitlement, Programme, format_card_id
 from canasta.domain.quantity import format_milli
 
@@ -39,17 +39,17 @@ class RedeemQuota:
     idempotency_key: str
 
     def fingerprint(self) -> str:
-        """What identifies the request body, to tell a true retry from a reused key."""
-        return hashlib.sha256(
-            canonical_json([self.card_id, self.programme, self.quantity, self.outlet])
-        ).hexdigest()
+        """What identifies the request body, to tell a true retry from a reused key. The
+        fields are joined with the unit separator, which none of them may contain."""
+        text = f"{self.card_id}\x1f{self.programme}\x1f{self.quantity}\x1f{self.outlet}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What the outlet gets back, and what a retry gets again. No personal data."""
 
-    redemption_id: str
+    redemption_id: int
     card_id: str
     programme: str
     unit: str
@@ -87,9 +87,8 @@ class StoredRedemption:
 @dataclass(frozen=True, slots=True)
 class NewRedemption:
     """A row to insert. Holds only the card pseudonym, programme, cycle, quantity, outlet,
-    time and bookkeeping (idempotency key, balance after, ledger position)."""
+    time and bookkeeping (idempotency key, balance after). Its id is its ledger position."""
 
-    id: str
     card_id: str
     programme_id: int
     cycle_id: int
@@ -133,7 +132,6 @@ class BatchPlan:
 def redemption_body(r: NewRedemption, programme: str) -> dict[str, Any]:
     """The ledger body of a redemption: exactly what the redemption row holds."""
     return {
-        "redemption_id": r.id,
         "card": r.card_id,
         "programme": programme,
         "cycle": r.cycle_id,
@@ -146,7 +144,6 @@ def plan_batch(
     commands: list[RedeemQuota],
     state: BatchState,
     recorded_at: str,
-    new_id: Callable[[], str],
 ) -> BatchPlan:
     """Decide every command in order. Never raises for a refused redemption: the refusal is
     that command's outcome and the rest of the batch goes on."""
@@ -155,9 +152,10 @@ def plan_batch(
     decided: dict[tuple[str, str], StoredRedemption] = {}
     for cmd in commands:
         key = (cmd.outlet, cmd.idempotency_key)
+        fingerprint = cmd.fingerprint()
         earlier = decided.get(key) or state.existing.get(key)
         if earlier is not None:
-            if earlier.fingerprint != cmd.fingerprint():
+            if earlier.fingerprint != fingerprint:
                 plan.outcomes.append(
                     IdempotencyKeyReused(
                         f"idempotency key {cmd.idempotency_key!r} was already used by this "
@@ -176,7 +174,6 @@ def plan_batch(
         assert entitlement.id is not None and programme.id is not None and cycle.id is not None
         seq += 1
         row = NewRedemption(
-            id=new_id(),
             card_id=cmd.card_id,
             programme_id=programme.id,
             cycle_id=cycle.id,
@@ -184,7 +181,7 @@ def plan_batch(
             quantity=cmd.quantity,
             balance_after=entitlement.remaining,
             idempotency_key=cmd.idempotency_key,
-            fingerprint=cmd.fingerprint(),
+            fingerprint=fingerprint,
             recorded_at=recorded_at,
             ledger_seq=seq,
         )
@@ -196,7 +193,7 @@ def plan_batch(
         plan.entries.append(entry)
         plan.deltas[entitlement.id] = plan.deltas.get(entitlement.id, 0) + cmd.quantity
         receipt = Receipt(
-            redemption_id=row.id,
+            redemption_id=seq,
             card_id=cmd.card_id,
             programme=programme.name,
             unit=programme.unit,

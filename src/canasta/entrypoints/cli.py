@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
@@ -359,29 +359,45 @@ def serve(
     db: Db = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="Most redemptions per group commit.")] = 512,
+    max_batch: Annotated[
+        int, typer.Option(help="Most redemptions per group commit.", min=1, max=10_000)
+    ] = 512,
+    workers: Annotated[
+        int, typer.Option(help="Server processes, each committing its own batches.", min=1, max=64)
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    import os
+
     import uvicorn
 
     from canasta.entrypoints.api.app import create_app
     from canasta.service.bootstrap import bootstrap
+    from canasta.service.settings import ENV_MAX_BATCH
 
-    settings = Settings.load(db)
-    canasta = bootstrap(Settings(settings.database_url, max_batch=max_batch))
-    console.print(
-        f"canasta {__version__} serving {canasta.engine.url.render_as_string()} on http://{host}:{port}"
-    )
-    try:
+    settings = Settings(Settings.load(db).database_url, max_batch=max_batch)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    shown = sa.engine.make_url(settings.database_url).render_as_string()
+    if workers > 1:
+        open_database(settings).dispose()  # create or check the schema once, up front
+        os.environ[ENV_DATABASE_URL] = settings.database_url
+        os.environ[ENV_MAX_BATCH] = str(max_batch)
+        console.print(f"canasta {__version__} serving {shown} on http://{host}:{port} ({workers} processes)")
         uvicorn.run(
-            create_app(canasta),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
+            "canasta.entrypoints.api.app:create_app_from_env", factory=True, workers=workers, **options
         )
+        return
+    canasta = bootstrap(settings, inline=True)
+    console.print(f"canasta {__version__} serving {shown} on http://{host}:{port}")
+    try:
+        uvicorn.run(create_app(canasta), **options)
     finally:
         canasta.close()
 

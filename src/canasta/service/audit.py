@@ -82,7 +82,6 @@ def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], rep
             report.records.append(f"entry {seq}: its redemption is missing from the redemptions table")
             continue
         stored = NewRedemption(
-            id=row.id,
             card_id=row.card_id,
             programme_id=row.programme_id,
             cycle_id=int(row.cycle_id),
@@ -95,13 +94,13 @@ def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], rep
             ledger_seq=seq,
         )
         if redemption_body(stored, row.programme) != dict(entry.body) or row.recorded_at != entry.recorded_at:
-            report.records.append(f"entry {seq}: redemption {row.id} no longer matches its ledger entry")
+            report.records.append(f"entry {seq}: redemption {seq} no longer matches its ledger entry")
 
 
 def _check_orphans(conn: sa.Connection, report: AuditReport) -> None:
     """Redemptions with no ledger entry of their own."""
     orphans = conn.execute(
-        sa.select(redemptions.c.id, redemptions.c.ledger_seq)
+        sa.select(redemptions.c.ledger_seq)
         .outerjoin(
             ledger_entries,
             sa.and_(
@@ -113,9 +112,7 @@ def _check_orphans(conn: sa.Connection, report: AuditReport) -> None:
         .order_by(redemptions.c.ledger_seq)
     )
     for row in orphans:
-        report.records.append(
-            f"redemption {row.id} claims ledger entry {row.ledger_seq}, which does not record it"
-        )
+        report.records.append(f"redemption {row.ledger_seq} has no ledger entry of its own")
     report.redemptions = conn.scalar(sa.select(sa.func.count()).select_from(redemptions)) or 0
 
 

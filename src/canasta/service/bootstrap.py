@@ -31,11 +31,11 @@ class Canasta:
         self.engine.dispose()
 
 
-def open_database(settings: Settings, *, create: bool = True) -> sa.Engine:
+def open_database(settings: Settings, *, create: bool = True, serving: bool = False) -> sa.Engine:
     """An engine on a database at the current schema. An empty database is created; one at
     an older schema is refused until ``canasta db upgrade`` (data is never migrated
     behind the operator's back)."""
-    engine = make_engine(settings.database_url, pool_size=8)
+    engine = make_engine(settings.database_url, pool_size=8, checkpoint_in_background=serving)
     current = migrate.current_revision(engine)
     head = migrate.head_revision()
     if current is None and create:
@@ -49,7 +49,9 @@ def open_database(settings: Settings, *, create: bool = True) -> sa.Engine:
     return engine
 
 
-def bootstrap(settings: Settings) -> Canasta:
-    engine = open_database(settings)
-    desk = RedemptionDesk(SqlRedemptionStore(engine), max_batch=settings.max_batch)
+def bootstrap(settings: Settings, *, inline: bool = False) -> Canasta:
+    """Wire canasta up. ``inline`` makes the redemption desk commit on the server's event
+    loop instead of a writer thread (what ``canasta serve`` uses)."""
+    engine = open_database(settings, serving=inline)
+    desk = RedemptionDesk(SqlRedemptionStore(engine), max_batch=settings.max_batch, inline=inline)
     return Canasta(settings, engine, desk, OutletAuthenticator(engine, settings.token_cache_seconds))

@@ -35,7 +35,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_entries",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("recorded_at", sa.String(length=32), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
@@ -228,7 +233,12 @@ def upgrade() -> None:
 
     op.create_table(
         "redemptions",
-        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "ledger_seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("card_id", sa.String(length=16), nullable=False),
         sa.Column("programme_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("cycle_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -238,7 +248,6 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=128), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("recorded_at", sa.String(length=32), nullable=False),
-        sa.Column("ledger_seq", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_redemptions_positive")),
         sa.ForeignKeyConstraint(["card_id"], ["cards.id"], name=op.f("fk_redemptions_card_id_cards")),
         sa.ForeignKeyConstraint(["cycle_id"], ["cycles.id"], name=op.f("fk_redemptions_cycle_id_cycles")),
@@ -248,8 +257,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["programme_id"], ["programmes.id"], name=op.f("fk_redemptions_programme_id_programmes")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_redemptions")),
-        sa.UniqueConstraint("ledger_seq", name=op.f("uq_redemptions_ledger_seq")),
+        sa.PrimaryKeyConstraint("ledger_seq", name=op.f("pk_redemptions")),
         sa.UniqueConstraint(
             "idempotency_key",
             "outlet_code",
