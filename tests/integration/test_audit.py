@@ -17,8 +17,7 @@ def seeded(engine: sa.Engine) -> None:
     world = build_world(engine)
     cards = list(world.vehicle_cards.values())
     commands = [RedeemQuota(cards[n % 3], "fuel", 1000 * (n + 1), "fs-1", f"k{n}") for n in range(6)]
-    ids = iter(f"r{n}" for n in range(6))
-    SqlRedemptionStore(engine).run_batch(commands, "2026-11-05T10:00:00.000000Z", ids.__next__)
+    SqlRedemptionStore(engine).run_batch(commands, "2026-11-05T10:00:00.000000Z")
 
 
 def sql(*statements: str) -> Callable[[sa.Connection], None]:
@@ -71,7 +70,7 @@ TAMPERING = {
     ),
     "changed redemption": (
         sql("UPDATE redemptions SET quantity = 1 WHERE ledger_seq = 3"),
-        "entry 3: redemption r0 no longer matches its ledger entry",
+        "entry 3: redemption 3 no longer matches its ledger entry",
     ),
     "deleted redemption": (
         sql("DELETE FROM redemptions WHERE ledger_seq = 7"),
@@ -80,6 +79,14 @@ TAMPERING = {
     "changed balance": (
         sql("UPDATE entitlements SET redeemed = redeemed - 1000 WHERE redeemed > 1000"),
         "but its redemptions add up to",
+    ),
+    "unknown outlet": (
+        sql("UPDATE redemptions SET outlet_code = 'ghost' WHERE ledger_seq = 4"),
+        "redemption 4 names outlet 'ghost', which does not exist",
+    ),
+    "unknown card": (
+        sql("UPDATE redemptions SET card_id = '0000000000000000' WHERE ledger_seq = 5"),
+        "redemption 5 names card '0000000000000000', which does not exist",
     ),
     "moved head": (sql("UPDATE ledger_head SET seq = 7"), "entries were added after the recorded head"),
 }

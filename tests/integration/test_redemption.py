@@ -41,9 +41,7 @@ def test_a_reissued_card_carries_the_balance_and_the_old_one_is_refused(engine: 
     world = build_world(engine)
     old = world.vehicle_cards["AB0002"]
     store = SqlRedemptionStore(engine)
-    store.run_batch(
-        [RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], "2026-11-05T00:00:00.000000Z", lambda: "r1"
-    )
+    store.run_batch([RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], "2026-11-05T00:00:00.000000Z")
     new = card_service.reissue_card(engine, old)
     outcomes = store.run_batch(
         [
@@ -52,7 +50,6 @@ def test_a_reissued_card_carries_the_balance_and_the_old_one_is_refused(engine: 
             RedeemQuota(new.id, "fuel", 10_000, "fs-1", "d"),
         ],
         "2026-11-05T00:01:00.000000Z",
-        iter(["r2", "r3", "r4"]).__next__,
     )
     assert isinstance(outcomes[0], CardRevoked)
     assert isinstance(outcomes[1], QuotaExceeded)
@@ -123,7 +120,7 @@ def test_simultaneous_redemptions_never_overdraw_and_count_once(
             desk.stop()
         for extra in engines[1:]:
             extra.dispose()
-    by_key: dict[str, set[str]] = {}
+    by_key: dict[str, set[int]] = {}
     for command, outcome in results:
         assert isinstance(outcome, Receipt | QuotaExceeded), outcome
         if isinstance(outcome, Receipt):

@@ -1,7 +1,7 @@
 """The group-commit desk, with an in-memory store: batching, answers, failures."""
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import wait
 
 import pytest
@@ -23,7 +23,7 @@ class FakeStore:
         self.gate.set()
 
     def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str, new_id: Callable[[], str]
+        self, commands: Sequence[RedeemQuota], recorded_at: str
     ) -> list[Receipt | RedemptionRefused]:
         self.gate.wait(5)
         if self.fail_times:
@@ -39,7 +39,7 @@ class FakeStore:
             self.taken[c.card_id] = self.taken.get(c.card_id, 0) + c.quantity
             out.append(
                 Receipt(
-                    new_id(),
+                    len(self.taken) + sum(self.batches),
                     c.card_id,
                     c.programme,
                     "l",

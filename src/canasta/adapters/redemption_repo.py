@@ -16,7 +16,7 @@ statement keeps one text whatever the batch size and its plan is reused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +70,15 @@ class _Sql:
         def one_of(column: str) -> str:
             return f"{column} = ANY(?)" if postgres else f"{column} IN (SELECT value FROM json_each(?))"
 
+        def rows(types: str) -> str:
+            """Many rows in one statement: column arrays on PostgreSQL (one round trip, no
+            per-row parsing), one row per ``executemany`` step on SQLite."""
+            if postgres:
+                return "SELECT * FROM unnest(" + ", ".join(f"?::{t}[]" for t in types.split()) + ")"
+            return "VALUES (" + ", ".join("?" for _ in types.split()) + ")"
+
         def text(sql: str) -> str:
-            return sql.replace("?", "%s") if postgres else sql
+            return sql.replace("?", "%b") if postgres else sql
 
         return cls(
             lock_head=text(f"SELECT seq, entry_hash FROM ledger_head WHERE id = 1{lock}"),
@@ -96,15 +103,20 @@ class _Sql:
                 f"redeemed FROM entitlements WHERE {one_of('beneficiary_id')} "
                 f"AND {one_of('cycle_id')} ORDER BY id{lock}"
             ),
-            add_redeemed=text("UPDATE entitlements SET redeemed = redeemed + ? WHERE id = ?"),
+            add_redeemed=text(
+                "UPDATE entitlements AS e SET redeemed = e.redeemed + d.delta "
+                "FROM unnest(?::bigint[], ?::bigint[]) AS d(delta, id) WHERE e.id = d.id"
+                if postgres
+                else "UPDATE entitlements SET redeemed = redeemed + ? WHERE id = ?"
+            ),
             insert_redemption=text(
                 "INSERT INTO redemptions (ledger_seq, card_id, programme_id, cycle_id, outlet_code, "
                 "quantity, balance_after, idempotency_key, fingerprint, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                + rows("bigint text bigint bigint text bigint bigint text text text")
             ),
             insert_entry=text(
                 "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?)"
+                + rows("bigint text text text text text")
             ),
             move_head=text("UPDATE ledger_head SET seq = ?, entry_hash = ? WHERE id = 1"),
             postgres=postgres,
@@ -114,76 +126,92 @@ class _Sql:
         """A list as one parameter: an array for PostgreSQL, JSON text for SQLite."""
         return list(items) if self.postgres else json.dumps(list(items))
 
+    def many(self, rows: list[tuple[Any, ...]]) -> Any:
+        """Parameters for a many-row statement: column arrays, or the rows themselves."""
+        return tuple(list(column) for column in zip(*rows, strict=True)) if self.postgres else rows
 
-class SqlRedemptionStore:
-    """Runs one batch of redemptions as one transaction on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.sql = _Sql.for_dialect(engine.dialect.name)
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a batch; ``rows`` says whether its result rows are wanted back."""
 
-    def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str
-    ) -> list[Receipt | RedemptionRefused]:
-        with transaction(self.engine) as conn:
-            state = self.read_state(conn, commands)
-            plan = plan_batch(list(commands), state, recorded_at)
-            self.write_plan(conn, plan)
-        return plan.outcomes
+    sql: str
+    params: Any = None
+    rows: bool = False
 
-    def read_state(self, conn: sa.Connection, commands: Sequence[RedeemQuota]) -> BatchState:
-        sql = self.sql
-        run = conn.exec_driver_sql
-        head_seq, head_hash = run(sql.lock_head).one()
-        keys = {(c.outlet, c.idempotency_key) for c in commands}
-        existing = {}
-        for row in run(sql.existing, (sql.values({k for _, k in keys}),)):
-            (outlet, key, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
-            if (outlet, key) in keys:
-                receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
-                existing[(outlet, key)] = StoredRedemption(receipt, fingerprint)
-        cards = {
-            card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
-            for card_id, kind, bid, status in run(sql.cards, (sql.values({c.card_id for c in commands}),))
-        }
-        programmes: dict[str, Programme] = {}
-        open_cycles: dict[int, Cycle] = {}
-        for pid, name, unit, per, days, fixed, per_member, cid, starts, ends in run(sql.programmes):
-            programmes[name] = Programme(name, unit, _KINDS[per], days, fixed, per_member, pid)
-            if cid is not None:
-                open_cycles[pid] = Cycle(pid, _date(starts), _date(ends), CycleStatus.OPEN, cid)
-        wanted: set[tuple[int, Beneficiary]] = set()
-        for c in commands:
-            card = cards.get(c.card_id)
-            programme = programmes.get(c.programme)
-            cycle = open_cycles.get(programme.id) if programme and programme.id else None
-            if card is not None and cycle is not None and cycle.id is not None:
-                wanted.add((cycle.id, card.beneficiary))
-        entitlements: dict[tuple[int, Beneficiary], Entitlement] = {}
-        if wanted:
-            # Rows of the other kind or cycle that share an id come back too; they are
-            # dropped here (and locked in id order, so writers never lock crosswise).
-            rows = run(
-                sql.entitlements,
-                (
-                    sql.values(sorted({b.id for _, b in wanted})),
-                    sql.values(sorted({cycle_id for cycle_id, _ in wanted})),
-                ),
-            )
-            for eid, cycle_id, pid, kind, bid, quantity, redeemed in rows:
-                who = Beneficiary(_KINDS[kind], bid)
-                if (cycle_id, who) in wanted:
-                    entitlements[(cycle_id, who)] = Entitlement(cycle_id, pid, who, quantity, redeemed, eid)
-        return BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
 
-    def write_plan(self, conn: sa.Connection, plan: BatchPlan) -> None:
-        if not plan.redemptions:
-            return
-        sql = self.sql
-        run = conn.exec_driver_sql
-        run(sql.add_redeemed, [(delta, eid) for eid, delta in plan.deltas.items()])
-        run(
-            sql.insert_redemption,
+Rows = list[tuple[Any, ...]]
+BatchSteps = Generator[Statement, Rows | None, list[Receipt | RedemptionRefused]]
+
+
+def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], recorded_at: str) -> BatchSteps:
+    """The whole batch as a conversation with the database, free of I/O: it yields each
+    statement and is sent back its rows. The deciding is kept apart from the talking, so it
+    can be driven by any connection (an asyncio one was tried for PostgreSQL and was slower
+    on two cores than blocking briefly; see docs/design.md)."""
+    state = yield from _read_state(sql, commands)
+    plan = plan_batch(list(commands), state, recorded_at)
+    yield from _write_plan(sql, plan)
+    return plan.outcomes
+
+
+def _read_state(sql: _Sql, commands: Sequence[RedeemQuota]) -> Generator[Statement, Rows | None, BatchState]:
+    head = yield Statement(sql.lock_head, rows=True)
+    assert head is not None
+    ((head_seq, head_hash),) = head
+    keys = {(c.outlet, c.idempotency_key) for c in commands}
+    existing = {}
+    found = yield Statement(sql.existing, (sql.values({k for _, k in keys}),), rows=True)
+    for row in found or ():
+        (outlet, key, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
+        if (outlet, key) in keys:
+            receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
+            existing[(outlet, key)] = StoredRedemption(receipt, fingerprint)
+    found = yield Statement(sql.cards, (sql.values({c.card_id for c in commands}),), rows=True)
+    cards = {
+        card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
+        for card_id, kind, bid, status in found or ()
+    }
+    programmes: dict[str, Programme] = {}
+    open_cycles: dict[int, Cycle] = {}
+    found = yield Statement(sql.programmes, rows=True)
+    for pid, name, unit, per, days, fixed, per_member, cid, starts, ends in found or ():
+        programmes[name] = Programme(name, unit, _KINDS[per], days, fixed, per_member, pid)
+        if cid is not None:
+            open_cycles[pid] = Cycle(pid, _date(starts), _date(ends), CycleStatus.OPEN, cid)
+    wanted: set[tuple[int, Beneficiary]] = set()
+    for c in commands:
+        card = cards.get(c.card_id)
+        programme = programmes.get(c.programme)
+        cycle = open_cycles.get(programme.id) if programme and programme.id else None
+        if card is not None and cycle is not None and cycle.id is not None:
+            wanted.add((cycle.id, card.beneficiary))
+    entitlements: dict[tuple[int, Beneficiary], Entitlement] = {}
+    if wanted:
+        # Rows of the other kind or cycle that share an id come back too; they are dropped
+        # here (and locked in id order, so writers never lock crosswise).
+        found = yield Statement(
+            sql.entitlements,
+            (
+                sql.values(sorted({b.id for _, b in wanted})),
+                sql.values(sorted({cycle_id for cycle_id, _ in wanted})),
+            ),
+            rows=True,
+        )
+        for eid, cycle_id, pid, kind, bid, quantity, redeemed in found or ():
+            who = Beneficiary(_KINDS[kind], bid)
+            if (cycle_id, who) in wanted:
+                entitlements[(cycle_id, who)] = Entitlement(cycle_id, pid, who, quantity, redeemed, eid)
+    return BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
+
+
+def _write_plan(sql: _Sql, plan: BatchPlan) -> Generator[Statement, Rows | None, None]:
+    if not plan.redemptions:
+        return
+    yield Statement(sql.add_redeemed, sql.many([(delta, eid) for eid, delta in plan.deltas.items()]))
+    yield Statement(
+        sql.insert_redemption,
+        sql.many(
             [
                 (
                     r.ledger_seq,
@@ -198,24 +226,44 @@ class SqlRedemptionStore:
                     r.recorded_at,
                 )
                 for r in plan.redemptions
-            ],
-        )
-        run(
-            sql.insert_entry,
-            [
-                (
-                    e.seq,
-                    e.kind,
-                    e.recorded_at,
-                    json.dumps(e.body, sort_keys=True, separators=(",", ":")),
-                    e.prev_hash,
-                    e.entry_hash,
-                )
-                for e in plan.entries
-            ],
-        )
-        last = plan.entries[-1]
-        run(sql.move_head, (last.seq, last.entry_hash))
+            ]
+        ),
+    )
+    yield Statement(
+        sql.insert_entry,
+        sql.many(
+            [(e.seq, e.kind, e.recorded_at, _body(e.body), e.prev_hash, e.entry_hash) for e in plan.entries]
+        ),
+    )
+    last = plan.entries[-1]
+    yield Statement(sql.move_head, (last.seq, last.entry_hash))
+
+
+def _body(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+class SqlRedemptionStore:
+    """Runs one batch of redemptions as one transaction on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.sql = _Sql.for_dialect(engine.dialect.name)
+
+    def run_batch(
+        self, commands: Sequence[RedeemQuota], recorded_at: str
+    ) -> list[Receipt | RedemptionRefused]:
+        steps = batch_steps(self.sql, commands, recorded_at)
+        with transaction(self.engine) as conn:
+            rows: Rows | None = None
+            try:
+                while True:
+                    statement = steps.send(rows)
+                    result = conn.exec_driver_sql(statement.sql, statement.params)
+                    rows = [tuple(r) for r in result] if statement.rows else None
+            except StopIteration as done:
+                outcomes: list[Receipt | RedemptionRefused] = done.value
+        return outcomes
 
 
 def _date(value: Any) -> Any:

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from canasta.adapters import ledger_repo
-from canasta.adapters.tables import cards, entitlements, ledger_entries, programmes, redemptions
+from canasta.adapters.tables import (
+    cards,
+    cycles,
+    entitlements,
+    ledger_entries,
+    outlets,
+    programmes,
+    redemptions,
+)
 from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
 from canasta.domain.redemption import NewRedemption, redemption_body
 
@@ -113,6 +121,23 @@ def _check_orphans(conn: sa.Connection, report: AuditReport) -> None:
     )
     for row in orphans:
         report.records.append(f"redemption {row.ledger_seq} has no ledger entry of its own")
+    # The redemptions table has no foreign keys (they are too dear on the hot path), so
+    # every reference is checked here instead.
+    references = [
+        ("card", redemptions.c.card_id, cards.c.id),
+        ("programme", redemptions.c.programme_id, programmes.c.id),
+        ("cycle", redemptions.c.cycle_id, cycles.c.id),
+        ("outlet", redemptions.c.outlet_code, outlets.c.code),
+    ]
+    for name, column, target in references:
+        dangling = conn.execute(
+            sa.select(redemptions.c.ledger_seq, column)
+            .outerjoin(target.table, target == column)
+            .where(target.is_(None))
+            .order_by(redemptions.c.ledger_seq)
+        )
+        for seq, value in dangling:
+            report.records.append(f"redemption {seq} names {name} {value!r}, which does not exist")
     report.redemptions = conn.scalar(sa.select(sa.func.count()).select_from(redemptions)) or 0
 
 

@@ -54,4 +54,5 @@ def bootstrap(settings: Settings, *, inline: bool = False) -> Canasta:
     loop instead of a writer thread (what ``canasta serve`` uses)."""
     engine = open_database(settings, serving=inline)
     desk = RedemptionDesk(SqlRedemptionStore(engine), max_batch=settings.max_batch, inline=inline)
-    return Canasta(settings, engine, desk, OutletAuthenticator(engine, settings.token_cache_seconds))
+    outlets = OutletAuthenticator(engine, settings.token_cache_seconds)
+    return Canasta(settings, engine, desk, outlets)

@@ -41,10 +41,11 @@ log = logging.getLogger(__name__)
 _GATHER_ROUNDS = 4
 
 
+Outcomes = list[Receipt | RedemptionRefused]
+
+
 class RedemptionStore(Protocol):
-    def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str
-    ) -> list[Receipt | RedemptionRefused]: ...
+    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> Outcomes: ...
 
 
 class _Answer(Protocol):
@@ -186,28 +187,39 @@ class RedemptionDesk:
     def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         commands = [p.command for p in batch]
-        outcomes: list[Receipt | RedemptionRefused] | None = None
         error: BaseException | None = None
         for attempt in range(1, self._attempts + 1):
             try:
                 outcomes = self._store.run_batch(commands, self._clock())
-                break
             except Exception as exc:  # the whole batch rolled back; nothing was recorded
                 error = exc
-                log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
+                self._failed_attempt(batch, attempt, exc)
                 time.sleep(0.01 * attempt)
+            else:
+                return self._answer(batch, outcomes, started)
+        self._give_up(batch, error, started)
+
+    @staticmethod
+    def _failed_attempt(batch: list[_Pending], attempt: int, exc: Exception) -> None:
+        log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
+
+    def _timed(self, started: float) -> None:
         elapsed = time.perf_counter() - started
         self.stats.batches += 1
         self.stats.busy_seconds += elapsed
         self.stats.slowest_batch_seconds = max(self.stats.slowest_batch_seconds, elapsed)
-        if outcomes is None:
-            self.stats.failed_batches += 1
-            log.error("redemption batch of %d abandoned", len(batch), exc_info=error)
-            for pending in batch:
-                pending.future.set_exception(
-                    Unavailable("the redemption could not be recorded; nothing was taken, retry")
-                )
-            return
+
+    def _give_up(self, batch: list[_Pending], error: BaseException | None, started: float) -> None:
+        self._timed(started)
+        self.stats.failed_batches += 1
+        log.error("redemption batch of %d abandoned", len(batch), exc_info=error)
+        for pending in batch:
+            pending.future.set_exception(
+                Unavailable("the redemption could not be recorded; nothing was taken, retry")
+            )
+
+    def _answer(self, batch: list[_Pending], outcomes: Outcomes, started: float) -> None:
+        self._timed(started)
         self.stats.redemptions += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for pending, outcome in zip(batch, outcomes, strict=True):

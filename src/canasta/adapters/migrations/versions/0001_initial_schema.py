@@ -249,14 +249,6 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("recorded_at", sa.String(length=32), nullable=False),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_redemptions_positive")),
-        sa.ForeignKeyConstraint(["card_id"], ["cards.id"], name=op.f("fk_redemptions_card_id_cards")),
-        sa.ForeignKeyConstraint(["cycle_id"], ["cycles.id"], name=op.f("fk_redemptions_cycle_id_cycles")),
-        sa.ForeignKeyConstraint(
-            ["outlet_code"], ["outlets.code"], name=op.f("fk_redemptions_outlet_code_outlets")
-        ),
-        sa.ForeignKeyConstraint(
-            ["programme_id"], ["programmes.id"], name=op.f("fk_redemptions_programme_id_programmes")
-        ),
         sa.PrimaryKeyConstraint("ledger_seq", name=op.f("pk_redemptions")),
         sa.UniqueConstraint(
             "idempotency_key",
