@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canasta.domain.model import CardStatus, format_card_id
-from canasta.entrypoints.api.app import create_app
+from canasta.entrypoints.api.app import create_app, create_server
 from canasta.service import cards as card_service
 from canasta.service import programmes as programme_service
 from canasta.service.bootstrap import bootstrap
@@ -28,7 +28,7 @@ def world(engine: sa.Engine) -> World:
 @pytest.fixture
 def client(world: World, database_url: str) -> Iterator[TestClient]:
     canasta = bootstrap(Settings.load(database_url))
-    with TestClient(create_app(canasta), raise_server_exceptions=False) as client:
+    with TestClient(create_server(canasta), raise_server_exceptions=False) as client:
         yield client
     canasta.close()
 
@@ -198,3 +198,35 @@ json_values = st.recursive(
 def test_no_input_produces_a_500(client: TestClient, world: World, payload: dict[str, Any]) -> None:
     response = client.post("/api/v1/redemptions", json=payload, headers=auth(world))
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_fast_path_and_the_framework_route_answer_alike(
+    world: World, database_url: str, fast: bool
+) -> None:
+    canasta = bootstrap(Settings.load(database_url))
+    app = create_server(canasta) if fast else create_app(canasta)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ok = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
+        assert ok.status_code == 201
+        assert ok.json()["remaining"] == "27.5"
+        again = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
+        assert again.json() == ok.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        over = client.post(
+            "/api/v1/redemptions", json=body(world, quantity="99", idempotency_key="k2"), headers=auth(world)
+        )
+        assert_problem(over, 409, "insufficient-balance")
+        bad = client.post("/api/v1/redemptions", content=b"{", headers=auth(world))
+        assert_problem(bad, 422, "validation-error")
+        anonymous = client.post("/api/v1/redemptions", json=body(world))
+        assert_problem(anonymous, 401, "unauthenticated")
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+    canasta.close()
+
+
+def test_an_oversized_body_is_refused_unread(client: TestClient, world: World) -> None:
+    huge = json.dumps(body(world) | {"padding": "x" * 20_000}).encode()
+    response = client.post("/api/v1/redemptions", content=huge, headers=auth(world))
+    problem = assert_problem(response, 413, "too-large")
+    assert "larger than" in problem["detail"]

@@ -84,6 +84,12 @@ class IdempotencyKeyReused(RedemptionRefused):
     code = "idempotency-key-reused"
 
 
+class TooLarge(InvalidInput):
+    """A request or file larger than canasta accepts; it was not read."""
+
+    code = "too-large"
+
+
 class Unavailable(CanastaError):
     """The store could not take the write; nothing was recorded and a retry is safe."""
 

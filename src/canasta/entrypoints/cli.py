@@ -371,7 +371,7 @@ def serve(
 
     import uvicorn
 
-    from canasta.entrypoints.api.app import create_app
+    from canasta.entrypoints.api.app import create_server
     from canasta.service.bootstrap import bootstrap
     from canasta.service.settings import ENV_MAX_BATCH
 
@@ -391,13 +391,13 @@ def serve(
         os.environ[ENV_MAX_BATCH] = str(max_batch)
         console.print(f"canasta {__version__} serving {shown} on http://{host}:{port} ({workers} processes)")
         uvicorn.run(
-            "canasta.entrypoints.api.app:create_app_from_env", factory=True, workers=workers, **options
+            "canasta.entrypoints.api.app:create_server_from_env", factory=True, workers=workers, **options
         )
         return
     canasta = bootstrap(settings, inline=True)
     console.print(f"canasta {__version__} serving {shown} on http://{host}:{port}")
     try:
-        uvicorn.run(create_app(canasta), **options)
+        uvicorn.run(create_server(canasta), **options)
     finally:
         canasta.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +30,7 @@ STATUS: list[tuple[type[e.CanastaError], int, str]] = [
     (e.IdempotencyKeyReused, 422, "Idempotency key reused"),
     (e.Unauthenticated, 401, "Not authenticated"),
     (e.Unavailable, 503, "Temporarily unavailable"),
+    (e.TooLarge, 413, "Content too large"),
     (e.NotFound, 404, "Not found"),
     (e.Conflict, 409, "Conflict"),
     (e.InvalidInput, 422, "Invalid input"),
@@ -36,9 +38,9 @@ STATUS: list[tuple[type[e.CanastaError], int, str]] = [
 ]
 
 
-def problem(
+def problem_document(
     status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
-) -> JSONResponse:
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/problems/{slug}",
         "title": title,
@@ -48,15 +50,48 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
+    return body
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body = problem_document(status, slug, title, detail, instance, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def for_error(error: e.CanastaError, instance: str | None = None) -> JSONResponse:
+def error_document(error: e.CanastaError, instance: str | None = None) -> dict[str, Any]:
     for cls, status, title in STATUS:
         if isinstance(error, cls):
-            return problem(status, error.code, title, error.message, instance)
+            return problem_document(status, error.code, title, error.message, instance)
     raise AssertionError("CanastaError is always matched")  # pragma: no cover
+
+
+def for_error(error: e.CanastaError, instance: str | None = None) -> JSONResponse:
+    body = error_document(error, instance)
+    headers = {"WWW-Authenticate": "Bearer"} if body["status"] == 401 else None
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+def validation_document(errors: Sequence[Any], instance: str | None = None) -> dict[str, Any]:
+    """A 422 problem listing each invalid field as ``{location, message}``."""
+    details = [
+        {
+            "location": ".".join(str(part) for part in err.get("loc", ())),
+            "message": err.get("msg", "invalid"),
+        }
+        for err in errors
+    ]
+    summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
+    return problem_document(422, "validation-error", "Invalid request", summary, instance, errors=details)
+
+
+INTERNAL_ERROR = (
+    "internal-error",
+    "Internal error",
+    "the server failed; nothing was recorded for this request and it is safe to retry",
+)
 
 
 def install(app: FastAPI) -> None:
@@ -66,15 +101,8 @@ def install(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        details = [
-            {
-                "location": ".".join(str(part) for part in err.get("loc", ())),
-                "message": err.get("msg", "invalid"),
-            }
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
-        return problem(422, "validation-error", "Invalid request", summary, request.url.path, errors=details)
+        body = validation_document(exc.errors(), request.url.path)
+        return JSONResponse(body, status_code=422, media_type=PROBLEM_JSON)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -88,13 +116,7 @@ def install(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path, exc_info=exc)
-        return problem(
-            500,
-            "internal-error",
-            "Internal error",
-            "the server failed; nothing was recorded for this request and it is safe to retry",
-            request.url.path,
-        )
+        return problem(500, *INTERNAL_ERROR, request.url.path)
 
     app.add_exception_handler(e.CanastaError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
