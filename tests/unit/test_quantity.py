@@ -43,3 +43,11 @@ def test_formatting_round_trips(milli: int) -> None:
     assert "E" not in text
     assert to_milli(text) == milli
     assert to_units(milli) == Decimal(milli) / 1000
+
+
+@pytest.mark.parametrize(
+    ("milli", "text"),
+    [(0, "0"), (1, "0.001"), (10, "0.01"), (12_500, "12.5"), (100_000, "100"), (-2_050, "-2.05")],
+)
+def test_quantities_are_written_plainly(milli: int, text: str) -> None:
+    assert format_milli(milli) == text

@@ -168,16 +168,19 @@ def new_card_id() -> str:
     return body + _check_symbol(body)
 
 
+_TYPED = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
+_SYMBOLS = frozenset(_ALPHABET)
+
+
 def normalise_card_id(raw: str) -> str:
     """Accept what a cashier types (lower case, dashes, spaces, O for 0) and return the
     canonical id, or refuse it if the check symbol does not match."""
-    text = raw.strip().upper().replace("-", "").replace(" ", "")
-    if len(text) != CARD_ID_LENGTH:
-        raise MalformedCardId(f"a card id has {CARD_ID_LENGTH} symbols; {raw!r} has {len(text)}")
-    try:
-        canonical = "".join(_ALPHABET[_VALUE[c]] for c in text)
-    except KeyError as exc:
-        raise MalformedCardId(f"{raw!r} contains {exc.args[0]!r}, which no card id has") from None
+    canonical = raw.strip().upper().translate(_TYPED)
+    if len(canonical) != CARD_ID_LENGTH:
+        raise MalformedCardId(f"a card id has {CARD_ID_LENGTH} symbols; {raw!r} has {len(canonical)}")
+    if not _SYMBOLS.issuperset(canonical):
+        wrong = next(c for c in canonical if c not in _SYMBOLS)
+        raise MalformedCardId(f"{raw!r} contains {wrong!r}, which no card id has")
     if _check_symbol(canonical[:-1]) != canonical[-1]:
         raise MalformedCardId(f"{raw!r} is not a valid card id (check symbol does not match)")
     return canonical

@@ -43,4 +43,8 @@ def to_units(milli: int) -> Decimal:
 
 def format_milli(milli: int) -> str:
     """The plain decimal string people read and JSON carries (``"12.5"``)."""
-    return format(to_units(milli), "f")
+    sign = "-" if milli < 0 else ""
+    units, fraction = divmod(abs(milli), SCALE)
+    if not fraction:
+        return f"{sign}{units}"
+    return f"{sign}{units}.{fraction:03d}".rstrip("0")
