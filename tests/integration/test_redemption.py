@@ -1,6 +1,7 @@
 """Online redemption on the real databases: invariants 1 (no overdraft), 2 (exactly once)
 and 7 (nothing lost), under concurrency."""
 
+import asyncio
 import random
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,3 +148,32 @@ def test_simultaneous_redemptions_never_overdraw_and_count_once(
     assert sum(balances.values()) == sum(q for _, _, q in stored)
     report = run_audit(engine)
     assert report.ok, report.problems
+
+
+def test_the_servers_inline_desk_batches_without_overdraft(engine: sa.Engine) -> None:
+    """The desk as ``canasta serve`` runs it: on the event loop, many requests in flight."""
+    world = build_world(engine, households=2, vehicles=2)
+    cards = list(world.vehicle_cards.values())
+    desk = RedemptionDesk(SqlRedemptionStore(engine), inline=True, max_batch=32)
+    rng = random.Random(7)
+    commands = [RedeemQuota(rng.choice(cards), "fuel", 3000, "fs-1", f"k{n}") for n in range(60)]
+    commands += [rng.choice(commands) for _ in range(20)]  # retries, some in the same batch
+
+    async def fire() -> list[Receipt | BaseException]:
+        return await asyncio.gather(
+            *(desk.redeem_async(c, acting_outlet="fs-1") for c in commands), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(fire())
+    receipts = {c.idempotency_key: o for c, o in zip(commands, outcomes, strict=True) if isinstance(o, Receipt)}
+    refusals = [o for o in outcomes if not isinstance(o, Receipt)]
+    assert all(isinstance(o, QuotaExceeded) for o in refusals), refusals
+    assert desk.stats.largest_batch > 1
+    # 40 L per vehicle in 3 L steps: 13 redemptions each, whatever the order and batching.
+    assert len(receipts) == 26
+    for command, outcome in zip(commands, outcomes, strict=True):
+        if isinstance(outcome, Receipt):
+            assert outcome.redemption_id == receipts[command.idempotency_key].redemption_id
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(redemptions)) == 26
+    assert run_audit(engine).ok
