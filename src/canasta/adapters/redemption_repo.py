@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
@@ -141,41 +142,50 @@ class Statement:
 
 
 Rows = list[tuple[Any, ...]]
-BatchSteps = Generator[Statement, Rows | None, list[Receipt | RedemptionRefused]]
+#: Statements that do not depend on each other's results, sent together (one round trip on
+#: PostgreSQL, in pipeline mode).
+Round = tuple[Statement, ...]
+BatchSteps = Generator[Round, list[Rows | None], list[Receipt | RedemptionRefused]]
 
 
 def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], recorded_at: str) -> BatchSteps:
-    """The whole batch as a conversation with the database, free of I/O: it yields each
-    statement and is sent back its rows. The deciding is kept apart from the talking, so it
-    can be driven by any connection (an asyncio one was tried for PostgreSQL and was slower
-    on two cores than blocking briefly; see docs/design.md)."""
+    """The whole batch as a conversation with the database, free of I/O: it yields rounds
+    of statements and is sent back their rows, so deciding stays apart from talking.
+
+    Three rounds: lock the head and read keys, cards and programmes; read (and lock) the
+    entitlements concerned; write balances, redemptions, entries and the head."""
     state = yield from _read_state(sql, commands)
     plan = plan_batch(list(commands), state, recorded_at)
-    yield from _write_plan(sql, plan)
+    if plan.redemptions:
+        yield _write_plan(sql, plan)
     return plan.outcomes
 
 
-def _read_state(sql: _Sql, commands: Sequence[RedeemQuota]) -> Generator[Statement, Rows | None, BatchState]:
-    head = yield Statement(sql.lock_head, rows=True)
+def _read_state(
+    sql: _Sql, commands: Sequence[RedeemQuota]
+) -> Generator[Round, list[Rows | None], BatchState]:
+    keys = {(c.outlet, c.idempotency_key) for c in commands}
+    head, found_keys, found_cards, found_programmes = yield (
+        Statement(sql.lock_head, rows=True),  # first: every read below is under the lock
+        Statement(sql.existing, (sql.values({k for _, k in keys}),), rows=True),
+        Statement(sql.cards, (sql.values({c.card_id for c in commands}),), rows=True),
+        Statement(sql.programmes, rows=True),
+    )
     assert head is not None
     ((head_seq, head_hash),) = head
-    keys = {(c.outlet, c.idempotency_key) for c in commands}
     existing = {}
-    found = yield Statement(sql.existing, (sql.values({k for _, k in keys}),), rows=True)
-    for row in found or ():
+    for row in found_keys or ():
         (outlet, key, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
         if (outlet, key) in keys:
             receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
             existing[(outlet, key)] = StoredRedemption(receipt, fingerprint)
-    found = yield Statement(sql.cards, (sql.values({c.card_id for c in commands}),), rows=True)
     cards = {
         card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
-        for card_id, kind, bid, status in found or ()
+        for card_id, kind, bid, status in found_cards or ()
     }
     programmes: dict[str, Programme] = {}
     open_cycles: dict[int, Cycle] = {}
-    found = yield Statement(sql.programmes, rows=True)
-    for pid, name, unit, per, days, fixed, per_member, cid, starts, ends in found or ():
+    for pid, name, unit, per, days, fixed, per_member, cid, starts, ends in found_programmes or ():
         programmes[name] = Programme(name, unit, _KINDS[per], days, fixed, per_member, pid)
         if cid is not None:
             open_cycles[pid] = Cycle(pid, _date(starts), _date(ends), CycleStatus.OPEN, cid)
@@ -190,13 +200,15 @@ def _read_state(sql: _Sql, commands: Sequence[RedeemQuota]) -> Generator[Stateme
     if wanted:
         # Rows of the other kind or cycle that share an id come back too; they are dropped
         # here (and locked in id order, so writers never lock crosswise).
-        found = yield Statement(
-            sql.entitlements,
-            (
-                sql.values(sorted({b.id for _, b in wanted})),
-                sql.values(sorted({cycle_id for cycle_id, _ in wanted})),
+        (found,) = yield (
+            Statement(
+                sql.entitlements,
+                (
+                    sql.values(sorted({b.id for _, b in wanted})),
+                    sql.values(sorted({cycle_id for cycle_id, _ in wanted})),
+                ),
+                rows=True,
             ),
-            rows=True,
         )
         for eid, cycle_id, pid, kind, bid, quantity, redeemed in found or ():
             who = Beneficiary(_KINDS[kind], bid)
@@ -205,38 +217,41 @@ def _read_state(sql: _Sql, commands: Sequence[RedeemQuota]) -> Generator[Stateme
     return BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
 
 
-def _write_plan(sql: _Sql, plan: BatchPlan) -> Generator[Statement, Rows | None, None]:
-    if not plan.redemptions:
-        return
-    yield Statement(sql.add_redeemed, sql.many([(delta, eid) for eid, delta in plan.deltas.items()]))
-    yield Statement(
-        sql.insert_redemption,
-        sql.many(
-            [
-                (
-                    r.ledger_seq,
-                    r.card_id,
-                    r.programme_id,
-                    r.cycle_id,
-                    r.outlet,
-                    r.quantity,
-                    r.balance_after,
-                    r.idempotency_key,
-                    r.fingerprint,
-                    r.recorded_at,
-                )
-                for r in plan.redemptions
-            ]
-        ),
-    )
-    yield Statement(
-        sql.insert_entry,
-        sql.many(
-            [(e.seq, e.kind, e.recorded_at, _body(e.body), e.prev_hash, e.entry_hash) for e in plan.entries]
-        ),
-    )
+def _write_plan(sql: _Sql, plan: BatchPlan) -> Round:
     last = plan.entries[-1]
-    yield Statement(sql.move_head, (last.seq, last.entry_hash))
+    return (
+        Statement(sql.add_redeemed, sql.many([(delta, eid) for eid, delta in plan.deltas.items()])),
+        Statement(
+            sql.insert_redemption,
+            sql.many(
+                [
+                    (
+                        r.ledger_seq,
+                        r.card_id,
+                        r.programme_id,
+                        r.cycle_id,
+                        r.outlet,
+                        r.quantity,
+                        r.balance_after,
+                        r.idempotency_key,
+                        r.fingerprint,
+                        r.recorded_at,
+                    )
+                    for r in plan.redemptions
+                ]
+            ),
+        ),
+        Statement(
+            sql.insert_entry,
+            sql.many(
+                [
+                    (e.seq, e.kind, e.recorded_at, _body(e.body), e.prev_hash, e.entry_hash)
+                    for e in plan.entries
+                ]
+            ),
+        ),
+        Statement(sql.move_head, (last.seq, last.entry_hash)),
+    )
 
 
 def _body(body: Any) -> str:
@@ -253,17 +268,41 @@ class SqlRedemptionStore:
     def run_batch(
         self, commands: Sequence[RedeemQuota], recorded_at: str
     ) -> list[Receipt | RedemptionRefused]:
-        steps = batch_steps(self.sql, commands, recorded_at)
         with transaction(self.engine) as conn:
-            rows: Rows | None = None
-            try:
-                while True:
-                    statement = steps.send(rows)
-                    result = conn.exec_driver_sql(statement.sql, statement.params)
-                    rows = [tuple(r) for r in result] if statement.rows else None
-            except StopIteration as done:
-                outcomes: list[Receipt | RedemptionRefused] = done.value
+            return _drive(batch_steps(self.sql, commands, recorded_at), conn)
+
+
+def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | RedemptionRefused]:
+    """Run the conversation on ``conn``: on PostgreSQL each round is pipelined into one
+    round trip on the driver connection; on SQLite (in-process) statements simply run."""
+    driver = conn.connection.driver_connection
+    try:
+        statements = next(steps)
+        while True:
+            if isinstance(driver, psycopg.Connection):
+                statements = steps.send(_pipelined(driver, statements))
+            else:
+                statements = steps.send(_one_by_one(conn, statements))
+    except StopIteration as done:
+        outcomes: list[Receipt | RedemptionRefused] = done.value
         return outcomes
+
+
+def _pipelined(driver: psycopg.Connection[Any], statements: Round) -> list[Rows | None]:
+    with driver.pipeline():
+        cursors = [driver.execute(s.sql, s.params) for s in statements]
+    return [
+        [tuple(r) for r in cursor.fetchall()] if statement.rows else None
+        for statement, cursor in zip(statements, cursors, strict=True)
+    ]
+
+
+def _one_by_one(conn: sa.Connection, statements: Round) -> list[Rows | None]:
+    results: list[Rows | None] = []
+    for statement in statements:
+        found = conn.exec_driver_sql(statement.sql, statement.params)
+        results.append([tuple(r) for r in found] if statement.rows else None)
+    return results
 
 
 def _date(value: Any) -> Any:
