@@ -165,7 +165,9 @@ def test_the_servers_inline_desk_batches_without_overdraft(engine: sa.Engine) ->
         )
 
     outcomes = asyncio.run(fire())
-    receipts = {c.idempotency_key: o for c, o in zip(commands, outcomes, strict=True) if isinstance(o, Receipt)}
+    receipts = {
+        c.idempotency_key: o for c, o in zip(commands, outcomes, strict=True) if isinstance(o, Receipt)
+    }
     refusals = [o for o in outcomes if not isinstance(o, Receipt)]
     assert all(isinstance(o, QuotaExceeded) for o in refusals), refusals
     assert desk.stats.largest_batch > 1
