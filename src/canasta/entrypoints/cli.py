@@ -383,6 +383,8 @@ def serve(
         "access_log": False,
         "loop": "uvloop",
         "http": "httptools",
+        # canasta does not act on client addresses, so X-Forwarded-* is not parsed.
+        "proxy_headers": False,
     }
     shown = sa.engine.make_url(settings.database_url).render_as_string()
     if workers > 1:
