@@ -105,7 +105,16 @@ def make_engine(url: str, *, pool_size: int = 5, checkpoint_in_background: bool 
         if parsed.database and parsed.database != ":memory:" and fcntl is not None:
             _WRITER_LOCKS[engine] = WriterLock(str(Path(parsed.database).resolve()))
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # Plan every execution for the data as it is now. psycopg prepares statements it runs
+    # often, and PostgreSQL would then settle on a generic plan made while a table was
+    # small (a scan of the redemptions table, say) and keep it as the table grows.
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )
 
 
 def _configure_sqlite(engine: sa.Engine, *, autocheckpoint: bool) -> None:
