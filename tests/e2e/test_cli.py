@@ -169,4 +169,5 @@ def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "Audit passed" in out
     assert "all answered with their first receipt" in out
     assert f"canasta serve --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
+    assert f"canasta audit --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
     assert run(["demo", "--households", "300", "--dir", str(tmp_path / "demo")]) == 1

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -415,12 +416,16 @@ def _report(
     _, token = sorted(tokens.items())[0]
     card = active["household"][0][0] if active["household"] else ""
     console.rule("[bold]Browse it yourself")
-    console.print(f"  canasta serve --db {url} --port {port}", soft_wrap=True)
+    # Name the command as the user can run it: `canasta` when on PATH, else the venv's own.
+    canasta = "canasta"
+    if shutil.which("canasta") is None:
+        canasta = str(Path(sys.executable).with_name("canasta"))
+    console.print(f"  {canasta} serve --db {url} --port {port}", soft_wrap=True)
     console.print(
         f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/cards/{card}/balance",
         soft_wrap=True,
     )
-    console.print(f"  canasta audit --db {url}", soft_wrap=True)
+    console.print(f"  {canasta} audit --db {url}", soft_wrap=True)
     console.print(
         f"The API is described at http://127.0.0.1:{port}/docs; "
         f"outlet tokens are in {directory}/outlet-tokens.csv."
