@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,10 +55,14 @@ def existing_plates(conn: sa.Connection, plates: Sequence[str]) -> set[str]:
 
 
 def insert_households(
-    conn: sa.Connection, new: Sequence[Household], known: dict[str, int], now: str
+    conn: sa.Connection,
+    new: Sequence[Household],
+    known: dict[str, int],
+    now: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Insert the households not in ``known`` and all their members. Returns ref → id for
-    every household touched."""
+    every household touched. ``progress(done, total)`` is told of each chunk of rows."""
     ids = dict(known)
     fresh = [h for h in new if h.ref not in known]
     for start in range(0, len(fresh), CHUNK):
@@ -91,8 +95,13 @@ def insert_households(
         for h in new
         for p in h.members
     ]
+    total = len(fresh) + len(members)
+    if progress:
+        progress(len(fresh), total)
     for start in range(0, len(members), CHUNK):
         conn.execute(persons.insert(), members[start : start + CHUNK])
+        if progress:
+            progress(len(fresh) + min(start + CHUNK, len(members)), total)
     return ids
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from canasta import __version__
@@ -83,6 +86,26 @@ def _root(
     if version:
         console.print(f"canasta {__version__}")
         raise typer.Exit()
+
+
+@contextmanager
+def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long work; the work reports ``(done, total)`` rows as it goes
+    (until it does, the bar pulses: reading and checking come before storing)."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
 
 
 def _engine(db: str | None) -> sa.Engine:
@@ -152,8 +175,8 @@ def registry_import(
     date_of_birth (YYYY-MM-DD), region, municipality, address, phone, household_ref."""
     engine = _engine(db)
     try:
-        with console.status(f"Importing {file.name}…"):
-            summary = registry_service.import_registrations_file(engine, file)
+        with _bar(f"Importing {file.name}") as advance:
+            summary = registry_service.import_registrations_file(engine, file, progress=advance)
     except ImportRejected as error:
         _report_rejects(error, rejects or file.with_name(file.name + ".rejects.csv"))
         raise typer.Exit(1) from None
@@ -408,8 +431,8 @@ def serve(
 def audit(db: Db = None) -> None:
     """Recompute the ledger chain and reconcile it with redemptions and balances. Exits 1 and
     names every broken or missing entry if anything is wrong."""
-    with console.status("Auditing the ledger…"):
-        report = audit_service.run_audit(_engine(db))
+    with _bar("Auditing the ledger") as advance:
+        report = audit_service.run_audit(_engine(db), advance)
     if report.ok:
         console.print(
             f"[green]Audit passed[/green]: {report.entries:,} ledger entries chain correctly; "

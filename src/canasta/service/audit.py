@@ -3,7 +3,7 @@ and balances. Reports every problem it finds, naming the entry, redemption or en
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -46,7 +46,8 @@ class AuditReport:
         return problems[0] if problems else None
 
 
-def run_audit(engine: sa.Engine) -> AuditReport:
+def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    """Audit everything on one snapshot; ``progress(done, total)`` hears of the entries."""
     report = AuditReport()
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -56,8 +57,11 @@ def run_audit(engine: sa.Engine) -> AuditReport:
             redemption_entries: dict[int, LedgerEntry] = {}
 
             def counted() -> Iterator[LedgerEntry]:
+                total = head[0] if head else 0
                 for entry in ledger_repo.iter_entries(conn, CHUNK):
                     report.entries += 1
+                    if progress and report.entries % CHUNK == 0:
+                        progress(report.entries, max(total, report.entries))
                     if entry.kind == EntryKind.REDEMPTION:
                         redemption_entries[entry.seq] = entry
                         if len(redemption_entries) >= CHUNK:

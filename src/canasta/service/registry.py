@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,7 +31,12 @@ class ImportSummary:
     vehicles: int = 0
 
 
-def import_registrations_file(engine: sa.Engine, path: Path, today: date | None = None) -> ImportSummary:
+def import_registrations_file(
+    engine: sa.Engine,
+    path: Path,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
     """Read a registrations CSV and store it whole, or store nothing and raise
     ``ImportRejected`` with every problem found."""
     name = path.name
@@ -66,7 +71,7 @@ def import_registrations_file(engine: sa.Engine, path: Path, today: date | None 
                     )
         _reject_if(problems, name)
         registry_repo.insert_households(
-            conn, households, {ref: int(r.id) for ref, r in known.items()}, utc_now_iso()
+            conn, households, {ref: int(r.id) for ref, r in known.items()}, utc_now_iso(), progress
         )
     return ImportSummary(name, len(households), parsed.people)
 
