@@ -130,7 +130,7 @@ def test_simultaneous_redemptions_never_overdraw_and_count_once(
     assert sum(d.stats.largest_batch for d in desks) > len(desks), "redemptions were never batched"
     with engine.connect() as conn:
         stored = conn.execute(
-            sa.select(redemptions.c.idempotency_key, redemptions.c.card_id, redemptions.c.quantity)
+            sa.select(redemptions.c.key_hash, redemptions.c.card_id, redemptions.c.quantity)
         ).all()
         balances = dict(
             conn.execute(
@@ -140,7 +140,8 @@ def test_simultaneous_redemptions_never_overdraw_and_count_once(
             ).all()
         )
     assert len(stored) == len(by_key), "every acknowledged redemption is stored, once"
-    assert {k for k, _, _ in stored} == set(by_key)
+    hashes = {command.idempotency_key: command.key_hash() for command, _ in results}
+    assert {k for k, _, _ in stored} == {hashes[key] for key in by_key}
     for card in cards:
         taken = sum(q for _, c, q in stored if c == card)
         assert taken <= 40_000

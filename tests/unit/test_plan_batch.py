@@ -38,7 +38,7 @@ VEHICLE = Beneficiary(BeneficiaryKind.VEHICLE, 7)
 HOME = Beneficiary(BeneficiaryKind.HOUSEHOLD, 3)
 
 
-def state(fuel: int = 40_000, existing: dict[tuple[str, str], StoredRedemption] | None = None) -> BatchState:
+def state(fuel: int = 40_000, existing: dict[str, StoredRedemption] | None = None) -> BatchState:
     fuel_p = Programme("fuel", "litre", BeneficiaryKind.VEHICLE, 30, quota_fixed=40_000, id=1)
     food_p = Programme("food", "kg", BeneficiaryKind.HOUSEHOLD, 30, quota_fixed=1000, id=2)
     closed_p = Programme("gas", "kg", BeneficiaryKind.VEHICLE, 30, quota_fixed=1000, id=3)
@@ -93,7 +93,7 @@ def test_a_retry_of_a_stored_redemption_gets_the_stored_receipt() -> None:
     first = plan([cmd(key="a")])
     receipt = first.outcomes[0]
     assert isinstance(receipt, Receipt)
-    stored = {("fs-1", "a"): StoredRedemption(receipt, cmd(key="a").fingerprint())}
+    stored = {cmd(key="a").key_hash(): StoredRedemption(receipt, cmd(key="a").fingerprint())}
     again = plan([cmd(key="a")], state(existing=stored))
     assert again.redemptions == [] and again.entries == []
     replayed = again.outcomes[0]
@@ -151,7 +151,7 @@ def test_no_batch_ever_overdraws_and_each_key_counts_once(
     taken = sum(r.quantity for r in result.redemptions)
     assert taken <= entitled
     assert s.entitlements[(10, VEHICLE)].redeemed == taken
-    keys = [r.idempotency_key for r in result.redemptions]
+    keys = [r.key_hash for r in result.redemptions]
     assert len(keys) == len(set(keys))
     assert list(verify_chain(result.entries, result.head)) == []
     for command, outcome in zip(commands, result.outcomes, strict=True):

@@ -84,12 +84,12 @@ class _Sql:
         return cls(
             lock_head=text(f"SELECT seq, entry_hash FROM ledger_head WHERE id = 1{lock}"),
             existing=text(
-                "SELECT r.outlet_code, r.idempotency_key, r.ledger_seq, r.card_id, r.quantity, "
+                "SELECT r.outlet_code, r.key_hash, r.ledger_seq, r.card_id, r.quantity, "
                 "r.balance_after, r.recorded_at, r.fingerprint, p.name, p.unit, "
                 "l.entry_hash FROM redemptions r "
                 "JOIN programmes p ON p.id = r.programme_id "
                 "JOIN ledger_entries l ON l.seq = r.ledger_seq "
-                f"WHERE {one_of('r.idempotency_key')}"
+                f"WHERE {one_of('r.key_hash')}"
             ),
             cards=text(
                 f"SELECT id, beneficiary_kind, beneficiary_id, status FROM cards WHERE {one_of('id')}"
@@ -112,7 +112,7 @@ class _Sql:
             ),
             insert_redemption=text(
                 "INSERT INTO redemptions (ledger_seq, card_id, programme_id, cycle_id, outlet_code, "
-                "quantity, balance_after, idempotency_key, fingerprint, recorded_at) "
+                "quantity, balance_after, key_hash, fingerprint, recorded_at) "
                 + rows("bigint text bigint bigint text bigint bigint text text text")
             ),
             insert_entry=text(
@@ -164,10 +164,9 @@ def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], recorded_at: str) ->
 def _read_state(
     sql: _Sql, commands: Sequence[RedeemQuota]
 ) -> Generator[Round, list[Rows | None], BatchState]:
-    keys = {(c.outlet, c.idempotency_key) for c in commands}
     head, found_keys, found_cards, found_programmes = yield (
         Statement(sql.lock_head, rows=True),  # first: every read below is under the lock
-        Statement(sql.existing, (sql.values({k for _, k in keys}),), rows=True),
+        Statement(sql.existing, (sql.values({c.key_hash() for c in commands}),), rows=True),
         Statement(sql.cards, (sql.values({c.card_id for c in commands}),), rows=True),
         Statement(sql.programmes, rows=True),
     )
@@ -175,10 +174,9 @@ def _read_state(
     ((head_seq, head_hash),) = head
     existing = {}
     for row in found_keys or ():
-        (outlet, key, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
-        if (outlet, key) in keys:
-            receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
-            existing[(outlet, key)] = StoredRedemption(receipt, fingerprint)
+        (outlet, key_hash, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
+        receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
+        existing[key_hash] = StoredRedemption(receipt, fingerprint)
     cards = {
         card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
         for card_id, kind, bid, status in found_cards or ()
@@ -233,7 +231,7 @@ def _write_plan(sql: _Sql, plan: BatchPlan) -> Round:
                         r.outlet,
                         r.quantity,
                         r.balance_after,
-                        r.idempotency_key,
+                        r.key_hash,
                         r.fingerprint,
                         r.recorded_at,
                     )

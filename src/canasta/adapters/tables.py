@@ -162,11 +162,11 @@ redemptions = sa.Table(
     sa.Column("outlet_code", sa.String(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("balance_after", sa.BigInteger, nullable=False),
-    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    # SHA-256 of outlet and idempotency key: the key itself is the outlet's free text and is
+    # not kept (data minimisation), and the hash is unique per outlet on its own.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("recorded_at", Timestamp, nullable=False),
-    # Leading with the key so a batch finds retries with a plain IN list.
-    sa.UniqueConstraint("idempotency_key", "outlet_code"),
     sa.Index("ix_redemptions_card_cycle", "card_id", "cycle_id"),
     sa.CheckConstraint("quantity > 0", name="positive"),
 )

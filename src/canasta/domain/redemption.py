@@ -38,6 +38,12 @@ class RedeemQuota:
     outlet: str
     idempotency_key: str
 
+    def key_hash(self) -> str:
+        """What is stored of the idempotency key: its SHA-256 with the outlet's code. The key
+        is the outlet's free text, so it is not kept; the hash finds retries as well."""
+        text = f"{self.outlet}\x1f{self.idempotency_key}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def fingerprint(self) -> str:
         """What identifies the request body, to tell a true retry from a reused key. The
         fields are joined with the unit separator, which none of them may contain."""
@@ -95,7 +101,7 @@ class NewRedemption:
     outlet: str
     quantity: int
     balance_after: int
-    idempotency_key: str
+    key_hash: str
     fingerprint: str
     recorded_at: str
     ledger_seq: int
@@ -105,7 +111,8 @@ class NewRedemption:
 class BatchState:
     """What a batch reads under lock before deciding."""
 
-    existing: Mapping[tuple[str, str], StoredRedemption]
+    #: key hash → the redemption already recorded under it.
+    existing: Mapping[str, StoredRedemption]
     cards: Mapping[str, Card]
     programmes: Mapping[str, Programme]
     open_cycles: Mapping[int, Cycle]
@@ -149,9 +156,9 @@ def plan_batch(
     that command's outcome and the rest of the batch goes on."""
     plan = BatchPlan()
     seq, prev_hash = state.head_seq, state.head_hash
-    decided: dict[tuple[str, str], StoredRedemption] = {}
+    decided: dict[str, StoredRedemption] = {}
     for cmd in commands:
-        key = (cmd.outlet, cmd.idempotency_key)
+        key = cmd.key_hash()
         fingerprint = cmd.fingerprint()
         earlier = decided.get(key) or state.existing.get(key)
         if earlier is not None:
@@ -180,7 +187,7 @@ def plan_batch(
             outlet=cmd.outlet,
             quantity=cmd.quantity,
             balance_after=entitlement.remaining,
-            idempotency_key=cmd.idempotency_key,
+            key_hash=key,
             fingerprint=fingerprint,
             recorded_at=recorded_at,
             ledger_seq=seq,

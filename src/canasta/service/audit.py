@@ -100,7 +100,7 @@ def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], rep
             outlet=row.outlet_code,
             quantity=int(row.quantity),
             balance_after=int(row.balance_after),
-            idempotency_key=row.idempotency_key,
+            key_hash=row.key_hash,
             fingerprint=row.fingerprint,
             recorded_at=row.recorded_at,
             ledger_seq=seq,

@@ -245,16 +245,12 @@ def upgrade() -> None:
         sa.Column("outlet_code", sa.String(length=64), nullable=False),
         sa.Column("quantity", sa.BigInteger(), nullable=False),
         sa.Column("balance_after", sa.BigInteger(), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=128), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("recorded_at", sa.String(length=32), nullable=False),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_redemptions_positive")),
         sa.PrimaryKeyConstraint("ledger_seq", name=op.f("pk_redemptions")),
-        sa.UniqueConstraint(
-            "idempotency_key",
-            "outlet_code",
-            name=op.f("uq_redemptions_idempotency_key_outlet_code"),
-        ),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_redemptions_key_hash")),
     )
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.create_index("ix_redemptions_card_cycle", ["card_id", "cycle_id"], unique=False)
