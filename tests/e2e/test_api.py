@@ -230,3 +230,15 @@ def test_an_oversized_body_is_refused_unread(client: TestClient, world: World) -
     response = client.post("/api/v1/redemptions", content=huge, headers=auth(world))
     problem = assert_problem(response, 413, "too-large")
     assert "larger than" in problem["detail"]
+
+
+@pytest.mark.parametrize("key", ["a\u0000b", "with space", "ñandú", "x" * 129])
+def test_idempotency_keys_must_be_plain_printable_ascii(client: TestClient, world: World, key: str) -> None:
+    response = client.post("/api/v1/redemptions", json=body(world, idempotency_key=key), headers=auth(world))
+    assert_problem(response, 422, "validation-error")
+    payload = body(world)
+    del payload["idempotency_key"]
+    as_header = client.post(
+        "/api/v1/redemptions", json=payload, headers=auth(world) | {"Idempotency-Key": "x" * 129}
+    )
+    assert_problem(as_header, 422, "invalid-input")

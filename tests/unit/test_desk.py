@@ -6,7 +6,7 @@ from concurrent.futures import wait
 
 import pytest
 
-from canasta.domain.errors import OutletMismatch, QuotaExceeded, RedemptionRefused, Unavailable
+from canasta.domain.errors import CanastaError, OutletMismatch, QuotaExceeded, Unavailable
 from canasta.domain.redemption import Receipt, RedeemQuota
 from canasta.service.redemption import RedemptionDesk
 
@@ -22,15 +22,13 @@ class FakeStore:
         self.gate = threading.Event()
         self.gate.set()
 
-    def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str
-    ) -> list[Receipt | RedemptionRefused]:
+    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
         self.gate.wait(5)
         if self.fail_times:
             self.fail_times -= 1
             raise RuntimeError("disk on fire")
         self.batches.append(len(commands))
-        out: list[Receipt | RedemptionRefused] = []
+        out: list[Receipt | CanastaError] = []
         for c in commands:
             left = self.limit - self.taken.get(c.card_id, 0)
             if c.quantity > left:
@@ -121,3 +119,51 @@ def test_stopping_finishes_what_is_queued() -> None:
     desk.stop()
     assert all(f.done() and f.result().quantity == 1 for f in futures)
     assert max(store.batches) <= 7
+
+
+class PickyStore(FakeStore):
+    """Fails any batch that holds the card 'BAD', as a database refusing a value would."""
+
+    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
+        if any(c.card_id == "BAD" for c in commands):
+            raise RuntimeError("value refused by the database")
+        return super().run_batch(commands, recorded_at)
+
+
+def test_one_request_the_database_refuses_does_not_sink_its_batch() -> None:
+    store = PickyStore(limit=100)
+    desk = RedemptionDesk(store).start()
+    try:
+        store.gate.clear()
+        first = desk.submit(command(0), acting_outlet="fs-1")
+        others = [
+            desk.submit(command(n, card="BAD" if n == 5 else "C"), acting_outlet="fs-1") for n in range(1, 10)
+        ]
+        store.gate.set()
+        wait([first, *others], timeout=10)
+    finally:
+        desk.stop()
+    assert isinstance(others[4].exception(), Unavailable)
+    assert [f.result().quantity for i, f in enumerate(others) if i != 4] == [1] * 8
+
+
+def test_a_waiter_that_gave_up_does_not_stop_the_desk() -> None:
+    store = FakeStore(limit=100)
+    desk = RedemptionDesk(store).start()
+    try:
+        store.gate.clear()
+        abandoned = desk.submit(command(1), acting_outlet="fs-1")
+        abandoned.cancel()
+        kept = desk.submit(command(2), acting_outlet="fs-1")
+        store.gate.set()
+        assert kept.result(10).quantity == 1
+        assert desk.redeem(command(3), acting_outlet="fs-1").quantity == 1
+    finally:
+        desk.stop()
+
+
+def test_requests_after_a_stop_are_answered() -> None:
+    desk = RedemptionDesk(FakeStore()).start()
+    desk.stop()
+    with pytest.raises(Unavailable):
+        desk.redeem(command(1), acting_outlet="fs-1", timeout=1)

@@ -24,7 +24,7 @@ import psycopg
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
-from canasta.domain.errors import RedemptionRefused
+from canasta.domain.errors import CanastaError
 from canasta.domain.model import (
     Beneficiary,
     BeneficiaryKind,
@@ -145,7 +145,7 @@ Rows = list[tuple[Any, ...]]
 #: Statements that do not depend on each other's results, sent together (one round trip on
 #: PostgreSQL, in pipeline mode).
 Round = tuple[Statement, ...]
-BatchSteps = Generator[Round, list[Rows | None], list[Receipt | RedemptionRefused]]
+BatchSteps = Generator[Round, list[Rows | None], list[Receipt | CanastaError]]
 
 
 def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], recorded_at: str) -> BatchSteps:
@@ -263,14 +263,12 @@ class SqlRedemptionStore:
         self.engine = engine
         self.sql = _Sql.for_dialect(engine.dialect.name)
 
-    def run_batch(
-        self, commands: Sequence[RedeemQuota], recorded_at: str
-    ) -> list[Receipt | RedemptionRefused]:
+    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
         with transaction(self.engine) as conn:
             return _drive(batch_steps(self.sql, commands, recorded_at), conn)
 
 
-def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | RedemptionRefused]:
+def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | CanastaError]:
     """Run the conversation on ``conn``: on PostgreSQL each round is pipelined into one
     round trip on the driver connection; on SQLite (in-process) statements simply run."""
     driver = conn.connection.driver_connection
@@ -282,7 +280,7 @@ def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | RedemptionR
             else:
                 statements = steps.send(_one_by_one(conn, statements))
     except StopIteration as done:
-        outcomes: list[Receipt | RedemptionRefused] = done.value
+        outcomes: list[Receipt | CanastaError] = done.value
         return outcomes
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from canasta.domain.errors import (
+    CanastaError,
     CardNotFound,
     CycleClosed,
     IdempotencyKeyReused,
     ProgrammeNotFound,
-    RedemptionRefused,
     WrongProgramme,
 )
 from canasta.domain.ledger import EntryKind, LedgerEntry
@@ -125,7 +125,7 @@ class BatchState:
 class BatchPlan:
     """The outcome of each command, in order, and the writes that make them true."""
 
-    outcomes: list[Receipt | RedemptionRefused] = field(default_factory=list)
+    outcomes: list[Receipt | CanastaError] = field(default_factory=list)
     redemptions: list[NewRedemption] = field(default_factory=list)
     entries: list[LedgerEntry] = field(default_factory=list)
     #: entitlement id → quantity added to ``redeemed`` by this batch.
@@ -175,7 +175,7 @@ def plan_batch(
         try:
             programme, cycle, entitlement = _resolve(cmd, state)
             entitlement.redeem(cmd.quantity, programme.unit)
-        except RedemptionRefused as refusal:
+        except CanastaError as refusal:  # this command's answer; the batch goes on
             plan.outcomes.append(refusal)
             continue
         assert entitlement.id is not None and programme.id is not None and cycle.id is not None

@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from canasta.domain.errors import OutletMismatch, RedemptionRefused, Unavailable
+from canasta.domain.errors import CanastaError, OutletMismatch, RedemptionRefused, Unavailable
 from canasta.domain.redemption import Receipt, RedeemQuota
 from canasta.service.clock import utc_now_iso
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 _GATHER_ROUNDS = 4
 
 
-Outcomes = list[Receipt | RedemptionRefused]
+Outcomes = list[Receipt | CanastaError]
 
 
 class RedemptionStore(Protocol):
@@ -49,6 +49,7 @@ class RedemptionStore(Protocol):
 
 
 class _Answer(Protocol):
+    def done(self) -> bool: ...
     def set_result(self, result: Receipt, /) -> None: ...
     def set_exception(self, exception: BaseException, /) -> None: ...
 
@@ -113,6 +114,14 @@ class RedemptionDesk:
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout)
+        # Anything that slipped in after the stop is answered, not left waiting.
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if late is not None:
+                _settle(late, Unavailable("the redemption desk has stopped; nothing was recorded"))
 
     def submit(self, command: RedeemQuota, *, acting_outlet: str) -> Future[Receipt]:
         """Queue a redemption made by ``acting_outlet``; an outlet redeems only as itself."""
@@ -185,23 +194,36 @@ class RedemptionDesk:
         return None
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` and answer every request in it, whatever happens."""
+        try:
+            self._try_commit(batch)
+        except Exception as exc:  # a bug here must not strand the waiters or kill the desk
+            log.exception("redemption desk failed on a batch of %d", len(batch))
+            self._give_up(batch, exc, time.perf_counter())
+
+    def _try_commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         commands = [p.command for p in batch]
+        # A batch that fails twice is committed one redemption at a time, so one request the
+        # database refuses cannot sink the others with it; a lone one gets every attempt.
+        attempts = self._attempts if len(batch) == 1 else min(2, self._attempts)
         error: BaseException | None = None
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 outcomes = self._store.run_batch(commands, self._clock())
             except Exception as exc:  # the whole batch rolled back; nothing was recorded
                 error = exc
-                self._failed_attempt(batch, attempt, exc)
-                time.sleep(0.01 * attempt)
+                log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
+                if not self.inline:  # never hold up the server's event loop
+                    time.sleep(0.01 * attempt)
             else:
-                return self._answer(batch, outcomes, started)
+                self._answer(batch, outcomes, started)
+                return
+        if len(batch) > 1:
+            for pending in batch:
+                self._try_commit([pending])
+            return
         self._give_up(batch, error, started)
-
-    @staticmethod
-    def _failed_attempt(batch: list[_Pending], attempt: int, exc: Exception) -> None:
-        log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
 
     def _timed(self, started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -214,8 +236,12 @@ class RedemptionDesk:
         self.stats.failed_batches += 1
         log.error("redemption batch of %d abandoned", len(batch), exc_info=error)
         for pending in batch:
-            pending.future.set_exception(
-                Unavailable("the redemption could not be recorded; nothing was taken, retry")
+            _settle(
+                pending,
+                Unavailable(
+                    "the redemption may not have been recorded; retry with the same "
+                    "idempotency key, which records it at most once"
+                ),
             )
 
     def _answer(self, batch: list[_Pending], outcomes: Outcomes, started: float) -> None:
@@ -223,7 +249,14 @@ class RedemptionDesk:
         self.stats.redemptions += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Receipt):
-                pending.future.set_result(outcome)
-            else:
-                pending.future.set_exception(outcome)
+            _settle(pending, outcome)
+
+
+def _settle(pending: _Pending, outcome: Receipt | BaseException) -> None:
+    """Answer one waiter, unless it has given up (a cancelled request, say)."""
+    if pending.future.done():
+        return
+    if isinstance(outcome, Receipt):
+        pending.future.set_result(outcome)
+    else:
+        pending.future.set_exception(outcome)

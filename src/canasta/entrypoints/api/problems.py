@@ -16,6 +16,8 @@ from canasta.domain import errors as e
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: Headers some statuses carry: how to authenticate, when to retry.
+HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
 
 #: Most specific first: the first matching class decides.
 STATUS: list[tuple[type[e.CanastaError], int, str]] = [
@@ -57,8 +59,7 @@ def problem(
     status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
 ) -> JSONResponse:
     body = problem_document(status, slug, title, detail, instance, **extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=HEADERS.get(status))
 
 
 def error_document(error: e.CanastaError, instance: str | None = None) -> dict[str, Any]:
@@ -70,8 +71,8 @@ def error_document(error: e.CanastaError, instance: str | None = None) -> dict[s
 
 def for_error(error: e.CanastaError, instance: str | None = None) -> JSONResponse:
     body = error_document(error, instance)
-    headers = {"WWW-Authenticate": "Bearer"} if body["status"] == 401 else None
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+    status = body["status"]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=HEADERS.get(status))
 
 
 def validation_document(errors: Sequence[Any], instance: str | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from canasta.domain.model import normalise_card_id
 from canasta.domain.quantity import to_milli
 from canasta.domain.redemption import RedeemQuota
 from canasta.entrypoints.api import problems
-from canasta.entrypoints.api.schemas import RedemptionRequest
+from canasta.entrypoints.api.schemas import KEY_PATTERN, RedemptionRequest
 from canasta.service.redemption import RedemptionDesk
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,11 @@ PATH = "/api/v1/redemptions"
 #: A redemption request is a few hundred bytes; anything much larger is refused unread.
 MAX_BODY = 16 * 1024
 MAX_KEY = 128
+_KEY = re.compile(KEY_PATTERN)
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 _JSON = (b"content-type", b"application/json")
 _PROBLEM = (b"content-type", problems.PROBLEM_JSON.encode())
-_CHALLENGE = (b"www-authenticate", b"Bearer")
 _REPLAYED = (b"idempotent-replayed", b"true")
 
 
@@ -70,8 +71,10 @@ class RedemptionEndpoint:
         if body is None or len(body) > MAX_BODY:
             raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
         request = RedemptionRequest.model_validate_json(body)
-        if header_key is not None and len(header_key) > MAX_KEY:
-            raise InvalidInput(f"the Idempotency-Key header is longer than {MAX_KEY} characters")
+        if header_key is not None and not _KEY.match(header_key):
+            raise InvalidInput(
+                f"the Idempotency-Key header must be 1 to {MAX_KEY} printable ASCII characters without spaces"
+            )
         key = request.idempotency_key or header_key
         if key is None:
             raise InvalidInput("an idempotency key is required (body field or Idempotency-Key header)")
@@ -89,8 +92,8 @@ class RedemptionEndpoint:
 
 def _problem(document: dict[str, Any]) -> Answer:
     status = int(document["status"])
-    headers = [_PROBLEM, _CHALLENGE] if status == 401 else [_PROBLEM]
-    return status, json.dumps(document).encode(), headers
+    extra = [(k.lower().encode(), v.encode()) for k, v in problems.HEADERS.get(status, {}).items()]
+    return status, json.dumps(document).encode(), [_PROBLEM, *extra]
 
 
 class FastPath:

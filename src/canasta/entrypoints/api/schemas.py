@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from canasta.domain.quantity import MAX_UNITS
 
+#: Printable ASCII without spaces: what fits in a header and in every database unchanged.
+KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+
 Quantity = Annotated[
     Decimal,
     Field(
@@ -31,6 +34,7 @@ class RedemptionRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=128,
+        pattern=KEY_PATTERN,
         description="Chosen by the outlet, unique per redemption; may instead be sent as the "
         "Idempotency-Key header",
     )
