@@ -74,3 +74,14 @@ def test_an_unreadable_file_is_a_clear_error(engine: sa.Engine, tmp_path: Path) 
     with pytest.raises(ImportRejected) as caught:
         registry_service.import_registrations_file(engine, tmp_path / "missing.csv")
     assert "No such file" in caught.value.problems[0].reason
+
+
+def test_rows_of_the_wrong_shape_are_reported_with_every_other_problem(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "vehicles.csv"
+    path.write_text("plate,kind,household_ref\nAB12,car\nCD34,spaceship,H1\nEF56,car,H1,extra\n")
+    with pytest.raises(ImportRejected) as caught:
+        registry_service.import_vehicles_file(engine, path)
+    found = sorted((p.row, p.field) for p in caught.value.problems)
+    assert found == [(1, "(row)"), (2, "kind"), (3, "(row)")]

@@ -104,3 +104,11 @@ def test_a_head_without_entries_and_entries_without_head_are_caught() -> None:
         "entry 2: the ledger head names an entry but no entries are stored"
     ]
     assert problems(entries, None) == ["entry 2: the ledger head says the ledger is empty"]
+
+
+def test_a_body_tampered_into_a_non_canonical_value_is_named_not_a_crash() -> None:
+    entries = chain(3)
+    entries[1] = replace(entries[1], body={"quantity": 1.5})
+    assert problems(entries, head(entries)) == [
+        "entry 2: content was changed: its hash no longer matches what was recorded"
+    ]

@@ -112,8 +112,8 @@ def make_engine(url: str, *, pool_size: int = 5, checkpoint_in_background: bool 
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
-        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+        # Durability does not rest on the server's defaults: commits wait for the disk.
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan -c synchronous_commit=on"},
     )
 
 

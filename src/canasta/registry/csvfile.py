@@ -48,10 +48,16 @@ def decode(data: bytes, filename: str) -> str:
 
 
 def read_csv(
-    text: str, filename: str, required: Sequence[str], optional: Sequence[str] = ()
+    text: str,
+    filename: str,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    problems: list[RowProblem] | None = None,
 ) -> Iterator[CsvRow]:
     """Yield the rows of ``text``. Raises ``ImportRejected`` for a bad header or a broken
-    quote (problems in values are the caller's to find, row by row)."""
+    quote. A row with the wrong number of values is added to ``problems`` and skipped, so
+    reading goes on and every bad row is reported (without ``problems`` it raises);
+    problems in values are the caller's to find, row by row."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -76,18 +82,17 @@ def read_csv(
             continue  # blank lines are not rows
         row += 1
         if len(record) != len(names):
-            raise ImportRejected(
-                f"{filename} has a row with the wrong number of values",
-                [
-                    RowProblem(
-                        filename,
-                        row,
-                        "(row)",
-                        f"has {len(record)} values but the header has {len(names)} columns",
-                        line=start_line,
-                    )
-                ],
+            problem = RowProblem(
+                filename,
+                row,
+                "(row)",
+                f"has {len(record)} values but the header has {len(names)} columns",
+                line=start_line,
             )
+            if problems is None:
+                raise ImportRejected(f"{filename} has a row with the wrong number of values", [problem])
+            problems.append(problem)
+            continue
         yield CsvRow(row, start_line, dict(zip(names, record, strict=True)))
 
 

@@ -41,8 +41,10 @@ def import_registrations_file(
     ``ImportRejected`` with every problem found."""
     name = path.name
     text = decode(_read(path), name)
-    parsed = parse_registrations(read_csv(text, name, REGISTRATION_COLUMNS), name, today or date.today())
-    problems = list(parsed.problems)
+    shape: list[RowProblem] = []
+    rows = read_csv(text, name, REGISTRATION_COLUMNS, problems=shape)
+    parsed = parse_registrations(rows, name, today or date.today())
+    problems = shape + parsed.problems
     households = list(parsed.households.values())
     with transaction(engine) as conn:
         ids = [p.registration_id for h in households for p in h.members]
@@ -86,7 +88,9 @@ def import_households(engine: sa.Engine, households: Sequence[Household]) -> Imp
 def import_vehicles_file(engine: sa.Engine, path: Path) -> ImportSummary:
     name = path.name
     text = decode(_read(path), name)
-    vehicles, problems, where = parse_vehicles(read_csv(text, name, VEHICLE_COLUMNS), name)
+    shape: list[RowProblem] = []
+    vehicles, problems, where = parse_vehicles(read_csv(text, name, VEHICLE_COLUMNS, problems=shape), name)
+    problems = shape + problems
     with transaction(engine) as conn:
         for plate in sorted(registry_repo.existing_plates(conn, [v.plate for v in vehicles])):
             row, line = where[plate]
