@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -32,13 +33,28 @@ def ensure_environment() -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    if not (BIN / "python").exists():
+    if not _has_pip():
         print("Creating the virtual environment in .venv …", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as failed:
+            shutil.rmtree(VENV, ignore_errors=True)
+            sys.exit(
+                f"Could not create a virtual environment with pip in .venv ({failed}). On "
+                "Debian or Ubuntu, install python3-venv (apt-get install python3-venv) and "
+                "run this again."
+            )
     print("Installing canasta and its test tools into .venv …", flush=True)
     subprocess.run([_python(), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run([_python(), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
     STAMP.write_text(wanted)
+
+
+def _has_pip() -> bool:
+    if not (BIN / "python").exists():
+        return False
+    check = subprocess.run([_python(), "-m", "pip", "--version"], capture_output=True, check=False)
+    return check.returncode == 0
 
 
 def run(*command: str) -> int:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from canasta.domain.model import CardStatus, format_card_id
 from canasta.entrypoints.api.app import create_app, create_server
+from canasta.entrypoints.api.schemas import ReceiptOut
 from canasta.service import cards as card_service
 from canasta.service import programmes as programme_service
 from canasta.service.bootstrap import bootstrap
@@ -63,6 +64,7 @@ def test_a_redemption_answers_201_with_a_receipt_and_a_retry_gets_the_same(
     first = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
     assert first.status_code == 201, first.text
     receipt = first.json()
+    ReceiptOut.model_validate(receipt)  # what is sent is what /openapi.json promises
     assert receipt["quantity"] == "12.5" and receipt["remaining"] == "27.5" and receipt["unit"] == "litre"
     assert receipt["ledger_position"] == 3 and len(receipt["entry_hash"]) == 64
     assert set(receipt) == {

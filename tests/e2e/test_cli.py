@@ -170,4 +170,59 @@ def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "all answered with their first receipt" in out
     assert f"canasta serve --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
     assert f"canasta audit --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
-    assert run(["demo", "--households", "300", "--dir", str(tmp_path / "demo")]) == 1
+    again = run(["demo", "--households", "300", "--seconds", "1", "--dir", str(tmp_path / "demo")])
+    assert again == 0
+    assert "Replacing the previous demo" in capsys.readouterr().out
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "canasta.db").write_bytes(b"")
+    assert run(["demo", "--households", "300", "--dir", str(foreign)]) == 1
+    assert "no demo made" in capsys.readouterr().err
+
+
+def test_card_mistakes_are_one_sentence(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    people, _ = write_registry(tmp_path)
+    canasta(capsys, database_url, "registry", "import", str(people))
+    code, _, err = canasta(
+        capsys,
+        database_url,
+        "programmes",
+        "create",
+        "x",
+        "--unit",
+        "kg",
+        "--per",
+        "household",
+        "--quota",
+        "abc",
+    )
+    assert (code, err) == (1, "Error: 'abc' is not a number.")
+    canasta(capsys, database_url, "cards", "issue", "--out", str(tmp_path / "cards.csv"))
+    h1 = next(r["card_id"] for r in csv.DictReader((tmp_path / "cards.csv").open()) if r["holder"] == "H1")
+    h2 = next(r["card_id"] for r in csv.DictReader((tmp_path / "cards.csv").open()) if r["holder"] == "H2")
+    canasta(capsys, database_url, "cards", "withdraw", h1)  # lost
+    assert canasta(capsys, database_url, "cards", "issue", "--out", str(tmp_path / "more.csv"))[1].startswith(
+        "Issued 1 cards"
+    )
+    code, _, err = canasta(capsys, database_url, "cards", "reissue", h1)
+    assert code == 1 and "already has card" in err
+    canasta(capsys, database_url, "cards", "withdraw", h2, "--status", "revoked")
+    code, _, err = canasta(capsys, database_url, "cards", "reissue", h2)
+    assert code == 1 and "revoked cards are not reissued" in err
+    assert canasta(capsys, database_url, "cards", "issue", "--out", str(tmp_path / "none.csv"))[1].startswith(
+        "Issued 0 cards"
+    )
+    code, _, err = canasta(
+        capsys, database_url, "cards", "issue", "--out", str(tmp_path / "no" / "such" / "dir.csv")
+    )
+    assert code == 1 and "No such file or directory" in err
+
+
+def test_a_missing_import_file_is_named(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    code, _, err = canasta(capsys, database_url, "registry", "import", str(tmp_path / "nope" / "people.csv"))
+    assert code == 1
+    assert "nope/people.csv, field '(file)': No such file or directory" in err

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,16 +147,20 @@ def db_status(db: Db = None) -> None:
 
 
 def _report_rejects(error: ImportRejected, rejects: Path) -> None:
-    with rejects.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["file", "row", "line", "field", "reason"])
-        for p in error.problems:
-            writer.writerow([p.file, p.row, p.line, p.field, p.reason])
     err.print(f"[red]Nothing was imported[/red]: {error.message}.")
     for p in error.problems[:20]:
         err.print(f"  {p}")
     if len(error.problems) > 20:
         err.print(f"  … and {len(error.problems) - 20} more")
+    try:
+        with rejects.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["file", "row", "line", "field", "reason"])
+            for p in error.problems:
+                writer.writerow([p.file, p.row, p.line, p.field, p.reason])
+    except OSError as cannot:
+        err.print(f"The problems could not be written to {rejects}: {cannot.strerror or cannot}.")
+        return
     err.print(f"Every problem is listed in {rejects}.")
 
 
@@ -221,8 +224,8 @@ def programmes_create(
         unit=unit,
         per=per,
         cycle_days=cycle_days,
-        quota_fixed=to_milli(Decimal(quota), allow_zero=True),
-        quota_per_member=to_milli(Decimal(per_member), allow_zero=True),
+        quota_fixed=to_milli(quota, allow_zero=True),
+        quota_per_member=to_milli(per_member, allow_zero=True),
     )
     programme_service.create_programme(_engine(db), programme)
     console.print(f"Programme {name}: {programme.describe_quota()}.")
@@ -328,10 +331,12 @@ def cards_issue(
     ),
     db: Db = None,
 ) -> None:
-    """Issue a card to every household and vehicle that has no active card."""
-    with console.status("Issuing cards…"):
-        issued = card_service.issue_missing_cards(_engine(db))
+    """Issue a card to every household and vehicle that has no active card (a holder whose
+    card was revoked gets none)."""
+    # Open the list first: cards issued but never listed could not be handed out.
     with out.open("w", newline="", encoding="utf-8") as f:
+        with console.status("Issuing cards…"):
+            issued = card_service.issue_missing_cards(_engine(db))
         writer = csv.writer(f)
         writer.writerow(["card_id", "kind", "holder"])
         for c in issued:
@@ -354,7 +359,8 @@ def cards_withdraw(
 def cards_reissue(card: str, db: Db = None) -> None:
     """Replace a lost card; the holder's balance carries over to the new card."""
     new = card_service.reissue_card(_engine(db), card)
-    console.print(f"Card {format_card_id(card.upper())} replaced by {format_card_id(new.id)}.")
+    assert new.replaces is not None
+    console.print(f"Card {format_card_id(new.replaces)} replaced by {format_card_id(new.id)}.")
 
 
 @cards_app.command("balance")
@@ -404,8 +410,8 @@ def serve(
         "port": port,
         "log_level": "warning",
         "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
+        "loop": "auto",  # uvloop and httptools where they install, asyncio and h11 elsewhere
+        "http": "auto",
         # canasta does not act on client addresses, so X-Forwarded-* is not parsed.
         "proxy_headers": False,
     }
@@ -451,7 +457,9 @@ def audit(db: Db = None) -> None:
 def demo(
     households: Annotated[int, typer.Option(help="Households in the synthetic country.")] = 50_000,
     vehicles: Annotated[int | None, typer.Option(help="Vehicles (default: 2 per 5 households).")] = None,
-    outlets: Annotated[int | None, typer.Option(help="Outlets (default: 1 per 250 households).")] = None,
+    outlets: Annotated[
+        int | None, typer.Option(help="Outlets, at least 2 (default: 1 per 250 households).", min=2)
+    ] = None,
     dir: Annotated[Path, typer.Option("--dir", help="Fresh directory for the demo's files.")] = Path(
         "canasta-demo"
     ),
@@ -517,7 +525,7 @@ def run(argv: list[str]) -> int:
             raise
         err.print(f"[red]Error[/red]: {error.message}.")
         return 1
-    except sa.exc.OperationalError as error:
+    except sa.exc.DBAPIError as error:  # unreachable, not a database, a refused write
         if debug:
             raise
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)

@@ -46,6 +46,9 @@ from canasta.service import registry as registry_service
 from canasta.service.bootstrap import open_database
 from canasta.service.settings import Settings
 
+#: Marks a directory the demo made, so a later demo may replace it (and no other).
+MARKER = ".canasta-demo"
+
 FUEL = Programme("fuel", "litre", BeneficiaryKind.VEHICLE, 30, quota_fixed=to_milli(60))
 FOOD = Programme(
     "food-basket",
@@ -80,11 +83,19 @@ class Tally:
 def run_demo(options: DemoOptions, console: Console) -> None:
     directory = options.directory
     db_file = directory / "canasta.db"
-    if db_file.exists():
-        raise CanastaError(f"{directory} already holds a demo; choose another --dir or remove it")
     if options.households < 10:
         raise CanastaError("the demo needs at least 10 households")
+    if db_file.exists():
+        if not (directory / MARKER).exists():
+            raise CanastaError(
+                f"{directory} holds a canasta database that no demo made; choose another --dir"
+            )
+        console.print(f"Replacing the previous demo in {directory}/")
+        for old in directory.iterdir():
+            if old.name.startswith("canasta.db") or old.name in (MARKER, "outlet-tokens.csv"):
+                old.unlink()
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by canasta demo; the next demo here replaces it\n")
     url = f"sqlite:///{db_file.resolve()}"
     engine = open_database(Settings.load(url))
     rng = random.Random(options.seed)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from canasta.adapters import ledger_repo
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import cards, cycles, entitlements, households, programmes, vehicles
-from canasta.domain.errors import CardNotFound, CardRevoked
+from canasta.domain.errors import CardNotFound, CardRevoked, Conflict
 from canasta.domain.ledger import EntryKind
 from canasta.domain.model import (
     Beneficiary,
@@ -50,8 +50,10 @@ class Balance:
 
 
 def issue_missing_cards(engine: sa.Engine) -> list[IssuedCard]:
-    """Issue a card to every household and vehicle that has no active card."""
-    active = sa.select(cards.c.beneficiary_id).where(cards.c.status == "active")
+    """Issue a card to every household and vehicle that has neither an active card nor a
+    revoked one (revocation stands until an officer acts; a lost card is reissued with
+    ``reissue_card``)."""
+    active = sa.select(cards.c.beneficiary_id).where(cards.c.status.in_(["active", "revoked"]))
     issued: list[IssuedCard] = []
     now = utc_now_iso()
     with transaction(engine) as conn:
@@ -136,11 +138,26 @@ def reissue_card(engine: sa.Engine, raw_id: str) -> Card:
     with transaction(engine) as conn:
         ledger_repo.lock_head(conn)
         old, household_id = _load(conn, raw_id)
+        if old.status is CardStatus.REVOKED:
+            raise CardRevoked(
+                f"card {format_card_id(old.id)} was revoked, not lost; revoked cards are not reissued"
+            )
         if old.status is CardStatus.ACTIVE:
             old.withdraw(CardStatus.LOST)
             _store_withdrawal(conn, old)
         elif conn.scalar(sa.select(cards.c.id).where(cards.c.replaces == old.id)):
             raise CardRevoked(f"card {format_card_id(old.id)} was already replaced")
+        active = conn.scalar(
+            sa.select(cards.c.id).where(
+                cards.c.beneficiary_kind == old.beneficiary.kind.value,
+                cards.c.beneficiary_id == old.beneficiary.id,
+                cards.c.status == CardStatus.ACTIVE.value,
+            )
+        )
+        if active is not None:
+            raise Conflict(
+                f"the holder of card {format_card_id(old.id)} already has card {format_card_id(active)}"
+            )
         new = Card(new_card_id(), old.beneficiary, CardStatus.ACTIVE, old.id)
         conn.execute(
             cards.insert(),

@@ -41,7 +41,7 @@ class RedemptionRequest(BaseModel):
 
 
 class ReceiptOut(BaseModel):
-    redemption_id: str
+    redemption_id: int = Field(description="The redemption's ledger position")
     card: str
     programme: str
     unit: str
