@@ -146,7 +146,8 @@ def test_audit_fails_with_exit_1_on_a_tampered_ledger(
     engine.dispose()
     code, _, err = canasta(capsys, database_url, "audit")
     assert code == 1
-    assert "Audit failed: 1 problem(s); first: entry 1: content was changed" in err
+    assert "Audit failed: 2 problem(s); first: entry 1: content was changed" in err
+    assert "cycle 1 has no ledger entry that opened it" in err
 
 
 def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -88,6 +88,20 @@ TAMPERING = {
         sql("UPDATE redemptions SET card_id = '0000000000000000' WHERE ledger_seq = 5"),
         "redemption 5 names card '0000000000000000', which does not exist",
     ),
+    "raised entitlement": (
+        sql("UPDATE entitlements SET quantity = quantity + 5000 WHERE id = 1"),
+        "was opened with",
+    ),
+    "reopened cycle": (
+        sql(
+            "UPDATE cycles SET status = 'closed', closed_at = 'x' WHERE id = 1",
+        ),
+        "cycle 1 is closed but no ledger entry closed it",
+    ),
+    "card made lost by hand": (
+        sql("UPDATE cards SET status = 'lost' WHERE id = (SELECT MIN(id) FROM cards)"),
+        "but no ledger entry withdrew it",
+    ),
     "moved head": (sql("UPDATE ledger_head SET seq = 7"), "entries were added after the recorded head"),
 }
 

@@ -55,6 +55,7 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
         with conn.begin():  # one snapshot: a running server's new entries are not half-seen
             head = ledger_repo.read_head(conn)
             redemption_entries: dict[int, LedgerEntry] = {}
+            other_entries: list[LedgerEntry] = []  # cycles and card withdrawals: few
 
             def counted() -> Iterator[LedgerEntry]:
                 total = head[0] if head else 0
@@ -67,13 +68,104 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
                         if len(redemption_entries) >= CHUNK:
                             _check_redemptions(conn, redemption_entries, report)
                             redemption_entries.clear()
+                    else:
+                        other_entries.append(entry)
                     yield entry
 
             report.ledger.extend(verify_chain(counted(), head))
             _check_redemptions(conn, redemption_entries, report)
             _check_orphans(conn, report)
             _check_balances(conn, report)
+            _check_cycles(conn, other_entries, report)
+            _check_cards(conn, other_entries, report)
     return report
+
+
+def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
+    """Each cycle as its opening entry recorded it (entitlements granted, their total,
+    dates), and closed exactly when a closing entry says so."""
+    stored = {
+        int(row.id): row
+        for row in conn.execute(
+            sa.select(
+                cycles.c.id,
+                cycles.c.starts_on,
+                cycles.c.ends_on,
+                cycles.c.status,
+                sa.func.count(entitlements.c.id).label("granted"),
+                sa.func.coalesce(sa.func.sum(entitlements.c.quantity), 0).label("total"),
+            )
+            .outerjoin(entitlements, entitlements.c.cycle_id == cycles.c.id)
+            .group_by(cycles.c.id, cycles.c.starts_on, cycles.c.ends_on, cycles.c.status)
+        )
+    }
+    opened: set[int] = set()
+    closed: set[int] = set()
+    for entry in entries:
+        body = entry.body
+        cycle = body.get("cycle")
+        if entry.kind not in (EntryKind.CYCLE_OPENED, EntryKind.CYCLE_CLOSED):
+            continue
+        if not isinstance(cycle, int):
+            report.records.append(f"entry {entry.seq}: names no cycle")
+            continue
+        if entry.kind == EntryKind.CYCLE_OPENED:
+            opened.add(cycle)
+            row = stored.get(cycle)
+            if row is None:
+                report.records.append(f"entry {entry.seq}: cycle {cycle} it opened is missing")
+                continue
+            recorded = (
+                body.get("entitlements"),
+                body.get("total"),
+                body.get("starts_on"),
+                body.get("ends_on"),
+            )
+            now = (int(row.granted), int(row.total), str(row.starts_on), str(row.ends_on))
+            if recorded != now:
+                report.records.append(
+                    f"entry {entry.seq}: cycle {cycle} was opened with {recorded[0]} entitlements "
+                    f"totalling {recorded[1]} ({recorded[2]} to {recorded[3]}), but now has "
+                    f"{now[0]} totalling {now[1]} ({now[2]} to {now[3]})"
+                )
+        elif entry.kind == EntryKind.CYCLE_CLOSED:
+            closed.add(cycle)
+            row = stored.get(cycle)
+            if row is not None and row.status != "closed":
+                report.records.append(
+                    f"entry {entry.seq}: cycle {cycle} was closed but is {row.status} again"
+                )
+    for cycle_id, row in sorted(stored.items()):
+        if cycle_id not in opened:
+            report.records.append(f"cycle {cycle_id} has no ledger entry that opened it")
+        if row.status == "closed" and cycle_id not in closed:
+            report.records.append(f"cycle {cycle_id} is closed but no ledger entry closed it")
+
+
+def _check_cards(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
+    """A withdrawn card stays withdrawn, as its entry says; no card is withdrawn without one."""
+    recorded = {
+        e.body.get("card"): (e.seq, e.body.get("status"))
+        for e in entries
+        if e.kind == EntryKind.CARD_WITHDRAWN
+    }
+    statuses = dict(
+        conn.execute(
+            sa.select(cards.c.id, cards.c.status).where(
+                sa.or_(
+                    cards.c.status != "active", cards.c.id.in_([c for c in recorded if isinstance(c, str)])
+                )
+            )
+        ).all()
+    )
+    for card, (seq, status) in sorted(recorded.items(), key=lambda item: item[1][0]):
+        if statuses.get(card) != status:
+            report.records.append(
+                f"entry {seq}: card {card} was withdrawn as {status} but is {statuses.get(card, 'missing')}"
+            )
+    for card, status in sorted(statuses.items()):
+        if status != "active" and card not in recorded:
+            report.records.append(f"card {card} is {status} but no ledger entry withdrew it")
 
 
 def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], report: AuditReport) -> None:
@@ -84,7 +176,7 @@ def _check_redemptions(conn: sa.Connection, entries: dict[int, LedgerEntry], rep
         int(row.ledger_seq): row
         for row in conn.execute(
             sa.select(redemptions, programmes.c.name.label("programme"))
-            .join(programmes, programmes.c.id == redemptions.c.programme_id)
+            .outerjoin(programmes, programmes.c.id == redemptions.c.programme_id)
             .where(redemptions.c.ledger_seq.in_(list(entries)))
         )
     }
