@@ -17,7 +17,7 @@ def seeded(engine: sa.Engine) -> None:
     world = build_world(engine)
     cards = list(world.vehicle_cards.values())
     commands = [RedeemQuota(cards[n % 3], "fuel", 1000 * (n + 1), "fs-1", f"k{n}") for n in range(6)]
-    SqlRedemptionStore(engine).run_batch(commands, "2026-11-05T10:00:00.000000Z")
+    SqlRedemptionStore(engine).run_batch(commands, lambda: "2026-11-05T10:00:00.000000Z")
 
 
 def sql(*statements: str) -> Callable[[sa.Connection], None]:

@@ -48,7 +48,7 @@ def test_a_closed_cycle_refuses_redemptions(engine: sa.Engine) -> None:
     programme_service.close_cycle(engine, "fuel")
     card = next(iter(world.vehicle_cards.values()))
     (outcome,) = SqlRedemptionStore(engine).run_batch(
-        [RedeemQuota(card, "fuel", 1000, "fs-1", "k")], "2026-11-05T00:00:00.000000Z"
+        [RedeemQuota(card, "fuel", 1000, "fs-1", "k")], lambda: "2026-11-05T00:00:00.000000Z"
     )
     assert isinstance(outcome, CycleClosed)
     assert card_balance(engine, card)[1] == []

@@ -42,7 +42,7 @@ def test_a_reissued_card_carries_the_balance_and_the_old_one_is_refused(engine: 
     world = build_world(engine)
     old = world.vehicle_cards["AB0002"]
     store = SqlRedemptionStore(engine)
-    store.run_batch([RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], "2026-11-05T00:00:00.000000Z")
+    store.run_batch([RedeemQuota(old, "fuel", 30_000, "fs-1", "a")], lambda: "2026-11-05T00:00:00.000000Z")
     new = card_service.reissue_card(engine, old)
     outcomes = store.run_batch(
         [
@@ -50,7 +50,7 @@ def test_a_reissued_card_carries_the_balance_and_the_old_one_is_refused(engine: 
             RedeemQuota(new.id, "fuel", 10_001, "fs-1", "c"),
             RedeemQuota(new.id, "fuel", 10_000, "fs-1", "d"),
         ],
-        "2026-11-05T00:01:00.000000Z",
+        lambda: "2026-11-05T00:01:00.000000Z",
     )
     assert isinstance(outcomes[0], CardRevoked)
     assert isinstance(outcomes[1], QuotaExceeded)

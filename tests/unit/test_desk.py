@@ -1,7 +1,7 @@
 """The group-commit desk, with an in-memory store: batching, answers, failures."""
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 
 import pytest
@@ -22,7 +22,9 @@ class FakeStore:
         self.gate = threading.Event()
         self.gate.set()
 
-    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
+    def run_batch(
+        self, commands: Sequence[RedeemQuota], clock: Callable[[], str]
+    ) -> list[Receipt | CanastaError]:
         self.gate.wait(5)
         if self.fail_times:
             self.fail_times -= 1
@@ -44,7 +46,7 @@ class FakeStore:
                     c.quantity,
                     left - c.quantity,
                     c.outlet,
-                    recorded_at,
+                    clock(),
                     1,
                     "h",
                 )
@@ -124,10 +126,12 @@ def test_stopping_finishes_what_is_queued() -> None:
 class PickyStore(FakeStore):
     """Fails any batch that holds the card 'BAD', as a database refusing a value would."""
 
-    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
+    def run_batch(
+        self, commands: Sequence[RedeemQuota], clock: Callable[[], str]
+    ) -> list[Receipt | CanastaError]:
         if any(c.card_id == "BAD" for c in commands):
             raise RuntimeError("value refused by the database")
-        return super().run_batch(commands, recorded_at)
+        return super().run_batch(commands, clock)
 
 
 def test_one_request_the_database_refuses_does_not_sink_its_batch() -> None:

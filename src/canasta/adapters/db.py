@@ -64,6 +64,7 @@ class WriterLock:
         try:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                weakref.finalize(self, os.close, self._fd)  # closed with the engine's lock
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()

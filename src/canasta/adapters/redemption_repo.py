@@ -16,7 +16,7 @@ statement keeps one text whatever the batch size and its plan is reused.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,14 +148,16 @@ Round = tuple[Statement, ...]
 BatchSteps = Generator[Round, list[Rows | None], list[Receipt | CanastaError]]
 
 
-def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], recorded_at: str) -> BatchSteps:
+def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], clock: Callable[[], str]) -> BatchSteps:
     """The whole batch as a conversation with the database, free of I/O: it yields rounds
     of statements and is sent back their rows, so deciding stays apart from talking.
 
     Three rounds: lock the head and read keys, cards and programmes; read (and lock) the
     entitlements concerned; write balances, redemptions, entries and the head."""
     state = yield from _read_state(sql, commands)
-    plan = plan_batch(list(commands), state, recorded_at)
+    # The time is read under the ledger lock, so entry times never go backwards, even with
+    # several server processes.
+    plan = plan_batch(list(commands), state, clock())
     if plan.redemptions:
         yield _write_plan(sql, plan)
     return plan.outcomes
@@ -263,9 +265,11 @@ class SqlRedemptionStore:
         self.engine = engine
         self.sql = _Sql.for_dialect(engine.dialect.name)
 
-    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> list[Receipt | CanastaError]:
+    def run_batch(
+        self, commands: Sequence[RedeemQuota], clock: Callable[[], str]
+    ) -> list[Receipt | CanastaError]:
         with transaction(self.engine) as conn:
-            return _drive(batch_steps(self.sql, commands, recorded_at), conn)
+            return _drive(batch_steps(self.sql, commands, clock), conn)
 
 
 def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | CanastaError]:

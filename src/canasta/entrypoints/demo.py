@@ -92,7 +92,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             )
         console.print(f"Replacing the previous demo in {directory}/")
         for old in directory.iterdir():
-            if old.name.startswith("canasta.db") or old.name in (MARKER, "outlet-tokens.csv"):
+            if old.name.startswith("canasta.db") or old.name in (MARKER, "outlet-tokens.csv", "server.log"):
                 old.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MARKER).write_text("made by canasta demo; the next demo here replaces it\n")
@@ -143,14 +143,15 @@ def run_demo(options: DemoOptions, console: Console) -> None:
 
     port = _free_port()
     console.print(f"Starting the API on http://127.0.0.1:{port} …")
+    log_file = (directory / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "canasta", "serve", "--db", url, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        _wait_ready(server, port)
+        _wait_ready(server, port, directory / "server.log")
         fuel_outlets = [
             (o.code, tokens[o.code]) for o in country.outlets if o.kind is OutletKind.FUEL_STATION
         ]
@@ -182,6 +183,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log_file.close()
     _report(console, url, tally, elapsed, port, tokens, active, directory)
 
 
@@ -230,12 +232,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(server: subprocess.Popen[bytes], port: int) -> None:
+def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            message = server.stderr.read().decode(errors="replace") if server.stderr else ""
-            raise CanastaError(f"the API server exited at start: {message.strip()[-500:]}")
+            message = log.read_text(errors="replace").strip()[-500:]
+            raise CanastaError(f"the API server exited at start ({log}): {message}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return

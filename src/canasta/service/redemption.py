@@ -45,7 +45,10 @@ Outcomes = list[Receipt | CanastaError]
 
 
 class RedemptionStore(Protocol):
-    def run_batch(self, commands: Sequence[RedeemQuota], recorded_at: str) -> Outcomes: ...
+    def run_batch(self, commands: Sequence[RedeemQuota], clock: Callable[[], str]) -> Outcomes:
+        """Decide and commit ``commands`` as one transaction, reading ``clock`` once, under
+        the ledger lock, for the time of every entry."""
+        ...
 
 
 class _Answer(Protocol):
@@ -210,7 +213,7 @@ class RedemptionDesk:
         error: BaseException | None = None
         for attempt in range(1, attempts + 1):
             try:
-                outcomes = self._store.run_batch(commands, self._clock())
+                outcomes = self._store.run_batch(commands, self._clock)
             except Exception as exc:  # the whole batch rolled back; nothing was recorded
                 error = exc
                 log.warning("redemption batch of %d failed (attempt %d): %s", len(batch), attempt, exc)
