@@ -4,9 +4,14 @@ import csv
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from canasta.adapters.db import make_engine
 from canasta.entrypoints.cli import run
 from canasta.registry.registrations import REGISTRATION_COLUMNS
+
+#: A food programme of 2 kg per household and cycle.
+FOOD = ("programmes", "create", "food", "--unit", "kg", "--per", "household", "--quota", "2")
 
 
 def canasta(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> tuple[int, str, str]:
@@ -42,21 +47,7 @@ def test_an_operator_sets_up_a_programme_from_scratch(
         canasta(capsys, db, "registry", "import-vehicles", str(vehicles))[1]
         == "Imported 1 vehicles from vehicles.csv."
     )
-    code, out, _ = canasta(
-        capsys,
-        db,
-        "programmes",
-        "create",
-        "food",
-        "--unit",
-        "kg",
-        "--per",
-        "household",
-        "--quota",
-        "2",
-        "--per-member",
-        "1.5",
-    )
+    code, out, _ = canasta(capsys, db, *FOOD, "--per-member", "1.5")
     assert (code, out) == (0, "Programme food: 2 kg + 1.5 kg per member per household every 30 days.")
     code, out, _ = canasta(capsys, db, "cycles", "open", "food", "--starts", "2026-11-01")
     assert out == "Opened food cycle 1 (2026-11-01 to 2026-11-30): 2 entitlements, 8.5 in all."
@@ -120,25 +111,9 @@ def test_usage_errors_and_unreachable_databases(capsys: pytest.CaptureFixture[st
 def test_audit_fails_with_exit_1_on_a_tampered_ledger(
     capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
 ) -> None:
-    import sqlalchemy as sa
-
-    from canasta.adapters.db import make_engine
-
     people, _ = write_registry(tmp_path)
     canasta(capsys, database_url, "registry", "import", str(people))
-    canasta(
-        capsys,
-        database_url,
-        "programmes",
-        "create",
-        "food",
-        "--unit",
-        "kg",
-        "--per",
-        "household",
-        "--quota",
-        "2",
-    )
+    canasta(capsys, database_url, *FOOD)
     canasta(capsys, database_url, "cycles", "open", "food")
     engine = make_engine(database_url)
     with engine.begin() as conn:
