@@ -85,3 +85,18 @@ def test_rows_of_the_wrong_shape_are_reported_with_every_other_problem(
         registry_service.import_vehicles_file(engine, path)
     found = sorted((p.row, p.field) for p in caught.value.problems)
     assert found == [(1, "(row)"), (2, "kind"), (3, "(row)")]
+
+
+@pytest.mark.parametrize("column", ["religion", "Voted_2024", "etnia", "party_member", "sindicato"])
+def test_a_protected_column_is_refused_by_the_firewall(
+    engine: sa.Engine, tmp_path: Path, column: str
+) -> None:
+    path = tmp_path / "people.csv"
+    header, *rows = GOOD.splitlines()
+    path.write_text("\n".join([f"{header},{column}", *(f"{row},x" for row in rows)]) + "\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as caught:
+        registry_service.import_registrations_file(engine, path)
+    (problem,) = caught.value.problems
+    assert problem.field == column.lower()
+    assert "a protected category" in problem.reason and "invariant 4" in problem.reason
+    assert counts(engine)["persons"] == 0

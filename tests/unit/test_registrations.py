@@ -57,11 +57,12 @@ def test_every_bad_value_is_reported_with_file_row_line_and_field() -> None:
 
 
 def test_missing_and_unknown_columns_are_named() -> None:
-    header = HEADER.replace(",phone", "") + ",religion"
+    header = HEADER.replace(",phone", "") + ",religion,shoe_size"
     with pytest.raises(ImportRejected) as caught:
         list(read_csv(f"{header}\n", "people.csv", REGISTRATION_COLUMNS))
     reasons = {p.field: p.reason for p in caught.value.problems}
-    assert reasons["religion"].startswith("is not a column canasta knows")
+    assert reasons["shoe_size"].startswith("is not a column canasta knows")
+    assert "religion or belief" in reasons["religion"] and "protected category" in reasons["religion"]
     assert reasons["phone"] == "the required column is missing from the header"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from canasta.domain.errors import ImportRejected, RowProblem
+from canasta.domain.firewall import firewall_reason, protected_category
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +105,13 @@ def _check_header(filename: str, names: list[str], required: Sequence[str], opti
             problems.append(RowProblem(filename, 0, name, "the column appears twice in the header"))
         seen.add(name)
         if name not in required and name not in optional:
-            problems.append(
-                RowProblem(
-                    filename,
-                    0,
-                    name or "(empty)",
-                    "is not a column canasta knows; undeclared columns are refused, not kept",
-                    line=1,
-                )
+            match = protected_category(name)
+            reason = (
+                firewall_reason(name, match, "a registry column")
+                if match
+                else "is not a column canasta knows; undeclared columns are refused, not kept"
             )
+            problems.append(RowProblem(filename, 0, name or "(empty)", reason, line=1))
     problems.extend(
         RowProblem(filename, 0, name, "the required column is missing from the header", line=1)
         for name in required
