@@ -202,3 +202,17 @@ def test_a_missing_import_file_is_named(
     code, _, err = canasta(capsys, database_url, "registry", "import", str(tmp_path / "nope" / "people.csv"))
     assert code == 1
     assert "nope/people.csv, field '(file)': No such file or directory" in err
+
+
+def test_a_schema_file_is_checked(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    schema = tmp_path / "schema.toml"
+    schema.write_text(
+        '[attributes.monthly_income]\ntype = "decimal"\nunit = "PEN"\nbelongs_to = "household"\n'
+        'category = "income and assets"\npurpose = "Declared income, for means testing."\n',
+        encoding="utf-8",
+    )
+    assert run(["registry", "check-schema", str(schema)]) == 0
+    assert "declares 1 attribute(s); no problems found" in " ".join(capsys.readouterr().out.split())
+    schema.write_text(schema.read_text().replace("monthly_income", "voted_last"), encoding="utf-8")
+    assert run(["registry", "check-schema", str(schema)]) == 1
+    assert "voting or turnout" in " ".join(capsys.readouterr().err.split())

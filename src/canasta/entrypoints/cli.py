@@ -205,6 +205,27 @@ def registry_import_vehicles(
     console.print(f"Imported {summary.vehicles:,} vehicles from {file.name}.")
 
 
+@registry_app.command("check-schema")
+def registry_check_schema(
+    file: Annotated[Path, typer.Argument(help="Registry schema file (TOML) declaring attributes.")],
+) -> None:
+    """Check a registry schema file: every attribute's type, owner, need category and
+    purpose, and the protected-attribute firewall on every name and purpose."""
+    from canasta.registry.csvfile import decode
+    from canasta.registry.schema import parse_schema
+
+    try:
+        data = file.read_bytes()
+    except OSError as cannot:
+        raise CanastaError(f"cannot read {file}: {cannot.strerror or cannot}") from None
+    schema = parse_schema(decode(data, file.name), file.name)
+    table = Table("attribute", "type", "unit", "belongs to", "need category", "purpose")
+    for a in schema.attributes.values():
+        table.add_row(a.name, a.type.value, a.unit, a.belongs_to.value, a.category.value, a.purpose)
+    console.print(table)
+    console.print(f"{file.name} declares {len(schema.attributes)} attribute(s); no problems found.")
+
+
 # -------------------------------------------------------------------- programmes
 
 
