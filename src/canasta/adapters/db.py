@@ -83,10 +83,6 @@ class WriterLock:
 _WRITER_LOCKS: weakref.WeakKeyDictionary[sa.Engine, WriterLock] = weakref.WeakKeyDictionary()
 
 
-def is_sqlite(engine: sa.Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, *, pool_size: int = 5, checkpoint_in_background: bool = False) -> sa.Engine:
     """An engine set up for canasta's durability and concurrency needs.
 

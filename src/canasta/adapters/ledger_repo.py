@@ -29,6 +29,12 @@ def read_head(conn: sa.Connection) -> tuple[int, str] | None:
     return (int(row.seq), str(row.entry_hash)) if row.seq else None
 
 
+def encode_body(body: Mapping[str, Any]) -> str:
+    """How an entry's body is stored (compact JSON; the hash is over the canonical form,
+    which is recomputed from this on reading)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
 def write_entries(conn: sa.Connection, entries: Sequence[LedgerEntry]) -> None:
     """Insert entries planned on top of the locked head and move the head to the last."""
     if not entries:
@@ -40,7 +46,7 @@ def write_entries(conn: sa.Connection, entries: Sequence[LedgerEntry]) -> None:
                 "seq": e.seq,
                 "kind": e.kind,
                 "recorded_at": e.recorded_at,
-                "body": json.dumps(e.body, sort_keys=True, separators=(",", ":")),
+                "body": encode_body(e.body),
                 "prev_hash": e.prev_hash,
                 "entry_hash": e.entry_hash,
             }

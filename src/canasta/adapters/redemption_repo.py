@@ -1,9 +1,10 @@
 """The redemption hot path's SQL: read a batch's state under lock, then write its plan.
 
-A batch costs the same nine statements whatever its size: lock the ledger head (it orders
-every writer, so batches never deadlock), read the idempotency keys already used, the cards,
-the programmes with their open cycles and the entitlements concerned (locked), then write
-balances, redemptions and ledger entries with ``executemany`` and move the head.
+A batch costs the same nine statements whatever its size, in three rounds: lock the ledger
+head (it orders every writer, so batches never deadlock) and read the idempotency keys
+already used, the cards and the programmes with their open cycles; read the entitlements
+concerned (locked); write balances, redemptions and ledger entries and move the head. On
+PostgreSQL each round is one round trip (pipeline mode).
 
 The statements are plain SQL run on the driver connection: on this path SQLAlchemy's
 per-row work cost more than the database's. The text is the same on SQLite and PostgreSQL
@@ -18,12 +19,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from functools import partial
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
+from canasta.adapters.ledger_repo import encode_body
 from canasta.domain.errors import CanastaError
 from canasta.domain.model import (
     Beneficiary,
@@ -245,17 +249,13 @@ def _write_plan(sql: _Sql, plan: BatchPlan) -> Round:
             sql.insert_entry,
             sql.many(
                 [
-                    (e.seq, e.kind, e.recorded_at, _body(e.body), e.prev_hash, e.entry_hash)
+                    (e.seq, e.kind, e.recorded_at, encode_body(e.body), e.prev_hash, e.entry_hash)
                     for e in plan.entries
                 ]
             ),
         ),
         Statement(sql.move_head, (last.seq, last.entry_hash)),
     )
-
-
-def _body(body: Any) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 class SqlRedemptionStore:
@@ -276,13 +276,15 @@ def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | CanastaErro
     """Run the conversation on ``conn``: on PostgreSQL each round is pipelined into one
     round trip on the driver connection; on SQLite (in-process) statements simply run."""
     driver = conn.connection.driver_connection
+    run_round: Callable[[Round], list[Rows | None]]
+    if isinstance(driver, psycopg.Connection):
+        run_round = partial(_pipelined, driver)
+    else:
+        run_round = partial(_one_by_one, conn)
     try:
         statements = next(steps)
         while True:
-            if isinstance(driver, psycopg.Connection):
-                statements = steps.send(_pipelined(driver, statements))
-            else:
-                statements = steps.send(_one_by_one(conn, statements))
+            statements = steps.send(run_round(statements))
     except StopIteration as done:
         outcomes: list[Receipt | CanastaError] = done.value
         return outcomes
@@ -307,6 +309,4 @@ def _one_by_one(conn: sa.Connection, statements: Round) -> list[Rows | None]:
 
 def _date(value: Any) -> Any:
     """SQLite hands dates back as text on the driver connection."""
-    from datetime import date
-
     return date.fromisoformat(value) if isinstance(value, str) else value

@@ -107,11 +107,6 @@ class Cycle:
         if self.ends_on < self.starts_on:
             raise InvalidInput(f"a cycle cannot end ({self.ends_on}) before it starts ({self.starts_on})")
 
-    def close(self) -> None:
-        if self.status is CycleStatus.CLOSED:
-            raise Conflict(f"cycle {self.id} is already closed")
-        self.status = CycleStatus.CLOSED
-
     def require_open(self, programme: str) -> None:
         if self.status is not CycleStatus.OPEN:
             raise CycleClosed(f"the {programme} cycle {self.id} is closed")

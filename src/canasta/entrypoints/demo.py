@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         tokens = outlet_service.create_outlets(engine, country.outlets)
         progress.update(step, advance=1, description="Defining programmes, opening cycles")
         for programme in (FUEL, FOOD):
-            programme_service.create_programme(engine, Programme(**_fields(programme)))
+            programme_service.create_programme(engine, replace(programme))  # ids are set on it
             programme_service.open_cycle(engine, programme.name)
         progress.update(step, advance=1, description="Issuing cards")
         issued = card_service.issue_missing_cards(engine)
@@ -185,17 +185,6 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             server.wait()
         log_file.close()
     _report(console, url, tally, elapsed, port, tokens, active, directory)
-
-
-def _fields(p: Programme) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "unit": p.unit,
-        "per": p.per,
-        "cycle_days": p.cycle_days,
-        "quota_fixed": p.quota_fixed,
-        "quota_per_member": p.quota_per_member,
-    }
 
 
 def _write_tokens(path: Path, tokens: dict[str, str]) -> None:

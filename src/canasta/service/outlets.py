@@ -29,30 +29,17 @@ def new_token() -> str:
 
 def create_outlet(engine: sa.Engine, outlet: Outlet) -> str:
     """Register ``outlet`` and return its API token (the only time it is seen)."""
-    token = new_token()
-    with transaction(engine) as conn:
-        if conn.scalar(sa.select(outlets.c.code).where(outlets.c.code == outlet.code)):
-            raise Conflict(f"an outlet with code {outlet.code!r} already exists")
-        conn.execute(
-            outlets.insert(),
-            {
-                "code": outlet.code,
-                "name": outlet.name,
-                "kind": outlet.kind.value,
-                "region": outlet.region,
-                "token_hash": hash_token(token),
-                "active": True,
-                "created_at": utc_now_iso(),
-            },
-        )
-    return token
+    return create_outlets(engine, [outlet])[outlet.code]
 
 
 def create_outlets(engine: sa.Engine, new: list[Outlet]) -> dict[str, str]:
-    """Register many outlets in one transaction; returns code → token."""
+    """Register outlets in one transaction; returns code → token (shown this once only)."""
     tokens = {o.code: new_token() for o in new}
     now = utc_now_iso()
     with transaction(engine) as conn:
+        taken = conn.scalars(sa.select(outlets.c.code).where(outlets.c.code.in_(tokens))).all()
+        if taken:
+            raise Conflict(f"an outlet with code {taken[0]!r} already exists")
         conn.execute(
             outlets.insert(),
             [
@@ -103,30 +90,30 @@ class OutletAuthenticator:
 
     def cached(self, token: str) -> str | None:
         """The outlet for ``token`` if known and fresh; raises if known to be bad."""
-        hit = self._cache.get(hash_token(token))
+        return self._hit(hash_token(token))
+
+    def authenticate(self, token: str) -> str:
+        digest = hash_token(token)
+        code = self._hit(digest)
+        if code is not None:
+            return code
+        with transaction(self._engine, write=False) as conn:
+            row = conn.execute(
+                sa.select(outlets.c.code, outlets.c.active).where(outlets.c.token_hash == digest)
+            ).one_or_none()
+        found = str(row.code) if row is not None and row.active else None
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = (found, time.monotonic() + self._ttl)
+        if found is None:
+            raise Unauthenticated("the API token is not valid")
+        return found
+
+    def _hit(self, digest: str) -> str | None:
+        hit = self._cache.get(digest)
         if hit is None or hit[1] < time.monotonic():
             return None
         if hit[0] is None:
             raise Unauthenticated("the API token is not valid")
         return hit[0]
-
-    def authenticate(self, token: str) -> str:
-        try:
-            cached = self.cached(token)
-        except Unauthenticated:
-            raise
-        if cached is not None:
-            return cached
-        digest = hash_token(token)
-        with transaction(self._engine, write=False) as conn:
-            row = conn.execute(
-                sa.select(outlets.c.code, outlets.c.active).where(outlets.c.token_hash == digest)
-            ).one_or_none()
-        code = row.code if row is not None and row.active else None
-        with self._lock:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[digest] = (code, time.monotonic() + self._ttl)
-        if code is None:
-            raise Unauthenticated("the API token is not valid")
-        return str(code)

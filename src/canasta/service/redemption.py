@@ -180,7 +180,7 @@ class RedemptionDesk:
             while self._waiting:
                 seen = -1
                 for _ in range(_GATHER_ROUNDS):
-                    if len(self._waiting) in (seen, self._max_batch):
+                    if len(self._waiting) == seen or len(self._waiting) >= self._max_batch:
                         break
                     seen = len(self._waiting)
                     await asyncio.sleep(0)

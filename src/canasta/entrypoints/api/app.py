@@ -19,6 +19,7 @@ from canasta.domain.quantity import format_milli
 from canasta.entrypoints.api import problems
 from canasta.entrypoints.api.redemptions import FastPath, RedemptionEndpoint
 from canasta.entrypoints.api.schemas import (
+    KEY_PATTERN,
     BalanceLine,
     BalanceOut,
     Problem,
@@ -39,12 +40,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "Unknown card or programme"),
         (409, "Insufficient balance or no open cycle"),
         (422, "Invalid request, malformed card id, reused idempotency key, wrong programme"),
-        (503, "Could not record; nothing was taken, retry with the same key"),
+        (503, "May not have been recorded; retry with the same key, which records it at most once"),
     ]
 }
 
 
-_REPLAYED = {"Idempotent-Replayed": "true"}
 _REDEMPTION_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -55,7 +55,7 @@ _REDEMPTION_OPENAPI: dict[str, Any] = {
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "schema": {"type": "string", "maxLength": 128},
+            "schema": {"type": "string", "pattern": KEY_PATTERN},
             "description": "The idempotency key, if not sent in the body",
         }
     ],
