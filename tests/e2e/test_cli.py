@@ -67,7 +67,7 @@ def test_an_operator_sets_up_a_programme_from_scratch(
     assert (code, err) == (1, f"Error: card {h1} is lost.")
     assert canasta(capsys, db, "cycles", "close", "food")[1] == "Closed food cycle 1: 0 of 8.5 redeemed."
     code, out, _ = canasta(capsys, db, "audit")
-    assert code == 0 and out.startswith("Audit passed: 3 ledger entries chain correctly")
+    assert code == 0 and out.startswith("Audit passed: 4 ledger entries chain correctly")
 
 
 def test_a_bad_file_is_reported_row_by_row_and_nothing_is_imported(
@@ -117,11 +117,11 @@ def test_audit_fails_with_exit_1_on_a_tampered_ledger(
     canasta(capsys, database_url, "cycles", "open", "food")
     engine = make_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE ledger_entries SET kind = 'forged' WHERE seq = 1"))
+        conn.execute(sa.text("UPDATE ledger_entries SET kind = 'forged' WHERE seq = 2"))
     engine.dispose()
     code, _, err = canasta(capsys, database_url, "audit")
     assert code == 1
-    assert "Audit failed: 2 problem(s); first: entry 1: content was changed" in err
+    assert "Audit failed: 2 problem(s); first: entry 2: content was changed" in err
     assert "cycle 1 has no ledger entry that opened it" in err
 
 

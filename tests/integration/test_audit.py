@@ -13,7 +13,8 @@ from tests.helpers import build_world
 
 
 def seeded(engine: sa.Engine) -> None:
-    """Two cycle entries (1, 2) then six redemptions (entries 3 to 8)."""
+    """Two policies published with their programmes (entries 1, 3), two cycles opened (2, 4),
+    then six redemptions (entries 5 to 10)."""
     world = build_world(engine)
     cards = list(world.vehicle_cards.values())
     commands = [RedeemQuota(cards[n % 3], "fuel", 1000 * (n + 1), "fs-1", f"k{n}") for n in range(6)]
@@ -32,61 +33,61 @@ TAMPERING = {
     "changed body": (
         sql(
             "UPDATE ledger_entries SET body = replace(body, '\"quantity\":3000', '\"quantity\":300') "
-            "WHERE seq = 5"
+            "WHERE seq = 7"
         ),
-        "entry 5: content was changed",
+        "entry 7: content was changed",
     ),
     "changed time": (
-        sql("UPDATE ledger_entries SET recorded_at = '2026-11-05T09:00:00.000000Z' WHERE seq = 4"),
-        "entry 4: content was changed",
-    ),
-    "rewritten hash": (
-        sql("UPDATE ledger_entries SET entry_hash = 'ab' || substr(entry_hash, 3) WHERE seq = 6"),
+        sql("UPDATE ledger_entries SET recorded_at = '2026-11-05T09:00:00.000000Z' WHERE seq = 6"),
         "entry 6: content was changed",
     ),
-    "deleted entry": (sql("DELETE FROM ledger_entries WHERE seq = 4"), "entry 4: entry 4 is missing"),
+    "rewritten hash": (
+        sql("UPDATE ledger_entries SET entry_hash = 'ab' || substr(entry_hash, 3) WHERE seq = 8"),
+        "entry 8: content was changed",
+    ),
+    "deleted entry": (sql("DELETE FROM ledger_entries WHERE seq = 6"), "entry 6: entry 6 is missing"),
     "deleted last entry": (
-        sql("DELETE FROM ledger_entries WHERE seq = 8"),
-        "entry 8: entry 8 is missing from the end",
+        sql("DELETE FROM ledger_entries WHERE seq = 10"),
+        "entry 10: entry 10 is missing from the end",
     ),
     "inserted entry": (
         sql(
             "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
-            "SELECT 9, kind, recorded_at, body, entry_hash, entry_hash FROM ledger_entries WHERE seq = 8"
+            "SELECT 11, kind, recorded_at, body, entry_hash, entry_hash FROM ledger_entries WHERE seq = 10"
         ),
-        "entry 9: ",
+        "entry 11: ",
     ),
     "reordered entries": (
         sql(
-            "UPDATE ledger_entries SET seq = -5 WHERE seq = 5",
-            "UPDATE ledger_entries SET seq = 5 WHERE seq = 6",
-            "UPDATE ledger_entries SET seq = 6 WHERE seq = -5",
+            "UPDATE ledger_entries SET seq = -7 WHERE seq = 7",
+            "UPDATE ledger_entries SET seq = 7 WHERE seq = 8",
+            "UPDATE ledger_entries SET seq = 8 WHERE seq = -7",
         ),
-        "entry 5: ",
+        "entry 7: ",
     ),
     "unparseable body": (
-        sql("UPDATE ledger_entries SET body = 'not json' WHERE seq = 7"),
-        "entry 7: content",
+        sql("UPDATE ledger_entries SET body = 'not json' WHERE seq = 9"),
+        "entry 9: content",
     ),
     "changed redemption": (
-        sql("UPDATE redemptions SET quantity = 1 WHERE ledger_seq = 3"),
-        "entry 3: redemption 3 no longer matches its ledger entry",
+        sql("UPDATE redemptions SET quantity = 1 WHERE ledger_seq = 5"),
+        "entry 5: redemption 5 no longer matches its ledger entry",
     ),
     "deleted redemption": (
-        sql("DELETE FROM redemptions WHERE ledger_seq = 7"),
-        "entry 7: its redemption is missing from the redemptions table",
+        sql("DELETE FROM redemptions WHERE ledger_seq = 9"),
+        "entry 9: its redemption is missing from the redemptions table",
     ),
     "changed balance": (
         sql("UPDATE entitlements SET redeemed = redeemed - 1000 WHERE redeemed > 1000"),
         "but its redemptions add up to",
     ),
     "unknown outlet": (
-        sql("UPDATE redemptions SET outlet_code = 'ghost' WHERE ledger_seq = 4"),
-        "redemption 4 names outlet 'ghost', which does not exist",
+        sql("UPDATE redemptions SET outlet_code = 'ghost' WHERE ledger_seq = 6"),
+        "redemption 6 names outlet 'ghost', which does not exist",
     ),
     "unknown card": (
-        sql("UPDATE redemptions SET card_id = '0000000000000000' WHERE ledger_seq = 5"),
-        "redemption 5 names card '0000000000000000', which does not exist",
+        sql("UPDATE redemptions SET card_id = '0000000000000000' WHERE ledger_seq = 7"),
+        "redemption 7 names card '0000000000000000', which does not exist",
     ),
     "raised entitlement": (
         sql("UPDATE entitlements SET quantity = quantity + 5000 WHERE id = 1"),
@@ -102,7 +103,7 @@ TAMPERING = {
         sql("UPDATE cards SET status = 'lost' WHERE id = (SELECT MIN(id) FROM cards)"),
         "but no ledger entry withdrew it",
     ),
-    "moved head": (sql("UPDATE ledger_head SET seq = 7"), "entries were added after the recorded head"),
+    "moved head": (sql("UPDATE ledger_head SET seq = 9"), "entries were added after the recorded head"),
 }
 
 

@@ -67,7 +67,7 @@ def test_withdrawing_a_card_is_recorded_in_the_ledger(engine: sa.Engine) -> None
     card = card_service.withdraw_card(engine, world.household_cards["H1"], CardStatus.REVOKED)
     assert card.status is CardStatus.REVOKED
     report = run_audit(engine)
-    assert report.ok and report.entries == 3  # two cycles opened, one card withdrawn
+    assert report.ok and report.entries == 5  # two policies, two cycles opened, one card withdrawn
 
 
 def _hammer(

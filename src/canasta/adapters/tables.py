@@ -94,6 +94,7 @@ cycles = sa.Table(
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("opened_at", Timestamp, nullable=False),
     sa.Column("closed_at", Timestamp),
+    sa.Column("policy_id", Id),
     sa.CheckConstraint("status IN ('open', 'closed')", name="status"),
     # At most one open cycle per programme.
     sa.Index(
@@ -117,10 +118,52 @@ entitlements = sa.Table(
     sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("redeemed", sa.BigInteger, nullable=False),
+    # The published policy that granted it, and the facts that policy read (a JSON array
+    # in the order of ``Policy.facts``), so its explanation shows what was used.
+    sa.Column("policy_id", Id),
+    sa.Column("facts", sa.Text),
     # Leading with the beneficiary so a batch finds its rows with a plain IN list.
     sa.UniqueConstraint("beneficiary_id", "beneficiary_kind", "cycle_id"),
     # Invariant 1 again, in the database: whatever the code does, no overdraft is stored.
     sa.CheckConstraint("redeemed >= 0 AND redeemed <= quantity", name="no_overdraft"),
+)
+
+#: Every registry schema ever declared, kept whole: what may be stored was public.
+registry_schemas = sa.Table(
+    "registry_schemas",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("declared_at", Timestamp, nullable=False),
+)
+
+#: The attributes declared now. Values live in columns ``attr_<name>`` of households,
+#: persons or vehicles, added when the attribute is declared.
+declared_attributes = sa.Table(
+    "declared_attributes",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("unit", sa.String(32), nullable=False),
+    sa.Column("belongs_to", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(40), nullable=False),
+    sa.Column("purpose", sa.String(300), nullable=False),
+    sa.Column("label_en", sa.String(80), nullable=False),
+    sa.Column("label_es", sa.String(80), nullable=False),
+    sa.Column("schema_sha256", sa.String(64), sa.ForeignKey("registry_schemas.sha256"), nullable=False),
+)
+
+#: Published policies: stored under the SHA-256 of their text, never edited.
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("published_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("programme_id", "version"),
 )
 
 cards = sa.Table(

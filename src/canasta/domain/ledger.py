@@ -26,6 +26,7 @@ class EntryKind(StrEnum):
     CYCLE_OPENED = "cycle-opened"
     CYCLE_CLOSED = "cycle-closed"
     CARD_WITHDRAWN = "card-withdrawn"
+    POLICY_PUBLISHED = "policy-published"
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -234,6 +234,8 @@ class Person:
     sex: str
     date_of_birth: date
     phone: str = ""
+    #: Declared attributes (registry schema): name → value, None when not known.
+    attributes: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -243,6 +245,7 @@ class Household:
     municipality: str
     address: str
     members: list[Person] = field(default_factory=list)
+    attributes: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -250,3 +253,4 @@ class Vehicle:
     plate: str
     kind: str
     household_ref: str
+    attributes: dict[str, object] = field(default_factory=dict)

@@ -8,13 +8,14 @@ directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from canasta.domain.errors import RowProblem
 from canasta.domain.model import Household, Person, Vehicle
 from canasta.registry.csvfile import CsvRow
+from canasta.registry.schema import Attribute, Owner, parse_value
 
 REGISTRATION_COLUMNS = (
     "registration_id",
@@ -59,9 +60,17 @@ class ParsedRegistrations:
         return sum(len(h.members) for h in self.households.values())
 
 
-def parse_registrations(rows: Iterable[CsvRow], filename: str, today: date) -> ParsedRegistrations:
-    """Group valid registrations into households; collect a problem for every bad value."""
+def parse_registrations(
+    rows: Iterable[CsvRow], filename: str, today: date, attributes: Sequence[Attribute] = ()
+) -> ParsedRegistrations:
+    """Group valid registrations into households; collect a problem for every bad value.
+    ``attributes`` are the declared household and person attributes whose columns the file
+    may carry; a household's values may be given on any of its members' rows, and must
+    agree where given on several."""
     result = ParsedRegistrations()
+    of_household = [a for a in attributes if a.belongs_to is Owner.HOUSEHOLD]
+    of_person = [a for a in attributes if a.belongs_to is Owner.PERSON]
+    household_values: dict[str, dict[str, tuple[object, int]]] = {}
     household_rows: dict[str, int] = {}
     first_seen: dict[str, int] = {}
     for r in rows:
@@ -94,12 +103,27 @@ def parse_registrations(rows: Iterable[CsvRow], filename: str, today: date) -> P
         ref = values["household_ref"]
         if not _REF.match(ref):
             bad("household_ref", _ref_reason(ref))
+        person_values = _declared(values, of_person, bad)
+        own_values = _declared(values, of_household, bad)
         if len(result.problems) > before or born is None:
             continue
+        given = household_values.setdefault(ref, {})
+        for name, value in own_values.items():
+            if value is None:
+                continue
+            if name in given and given[name][0] != value:
+                bad(
+                    name,
+                    f"household {ref!r} has {name} {given[name][0]!r} on row {given[name][1]} "
+                    f"but {value!r} here",
+                )
+                continue
+            given.setdefault(name, (value, r.row))
         result.where[reg_id] = (r.row, r.line)
         household = result.households.get(ref)
         if household is None:
             household = Household(ref, values["region"], values["municipality"], values["address"])
+            household.attributes = {a.name: None for a in of_household}
             result.households[ref] = household
             household_rows[ref] = r.row
         else:
@@ -119,13 +143,31 @@ def parse_registrations(rows: Iterable[CsvRow], filename: str, today: date) -> P
                 sex=sex,
                 date_of_birth=born,
                 phone=phone,
+                attributes=person_values,
             )
         )
+    for ref, given in household_values.items():
+        if ref in result.households:
+            result.households[ref].attributes.update({name: value for name, (value, _) in given.items()})
     return result
 
 
+def _declared(
+    values: dict[str, str], attributes: Sequence[Attribute], bad: Callable[[str, str], None]
+) -> dict[str, object]:
+    parsed: dict[str, object] = {}
+    for attribute in attributes:
+        if attribute.name not in values:
+            continue
+        try:
+            parsed[attribute.name] = parse_value(attribute, values[attribute.name])
+        except ValueError as error:
+            bad(attribute.name, str(error))
+    return parsed
+
+
 def parse_vehicles(
-    rows: Iterable[CsvRow], filename: str
+    rows: Iterable[CsvRow], filename: str, attributes: Sequence[Attribute] = ()
 ) -> tuple[list[Vehicle], list[RowProblem], dict[str, tuple[int, int]]]:
     vehicles: list[Vehicle] = []
     problems: list[RowProblem] = []
@@ -148,9 +190,10 @@ def parse_vehicles(
         ref = values["household_ref"]
         if not _REF.match(ref):
             bad("household_ref", _ref_reason(ref))
+        declared = _declared(values, [a for a in attributes if a.belongs_to is Owner.VEHICLE], bad)
         if len(problems) == before:
             where[plate] = (r.row, r.line)
-            vehicles.append(Vehicle(plate, kind, ref))
+            vehicles.append(Vehicle(plate, kind, ref, declared))
     return vehicles, problems, where
 
 

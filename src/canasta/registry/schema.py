@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
@@ -52,9 +53,17 @@ class NeedCategory(StrEnum):
     VEHICLE = "vehicle"
 
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: At most 40 characters, so that its column (``attr_`` + name) fits every engine's limit.
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FIELDS = {"type", "unit", "belongs_to", "category", "purpose"}
+#: Optional: how explanations name the attribute to the beneficiary, in English and Spanish.
+_LABELS = {"label_en", "label_es"}
 MAX_PURPOSE = 300
+#: Names every registry already has (rules use them as built-in attributes) and the words
+#: that qualify a name in a rule.
+RESERVED = frozenset(
+    {"region", "municipality", "members", "age", "sex", "kind", "household", "person", "vehicle"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,12 @@ class Attribute:
     belongs_to: Owner
     category: NeedCategory
     purpose: str
+    label_en: str = ""
+    label_es: str = ""
+
+    def label(self, language: str) -> str:
+        chosen = self.label_es if language == "es" else self.label_en
+        return chosen or self.name.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +130,32 @@ def parse_schema(text: str, filename: str) -> Schema:
             bad(
                 name,
                 "",
-                "an attribute name is 1-63 lower-case letters, digits or '_', starting with a letter",
+                "an attribute name is 1-40 lower-case letters, digits or '_', starting with a letter",
             )
+        if name in RESERVED:
+            bad(name, "", f"{name!r} is built in (or qualifies names in rules) and cannot be declared again")
         match = protected_category(name)
         if match:
             bad(name, "", firewall_reason(name, match, "a declared attribute"))
         if not isinstance(fields, dict):
             bad(name, "", "must be a table of type, unit, belongs_to, category and purpose")
             continue
-        for field in sorted(set(fields) - _FIELDS):
-            bad(name, field, f"is not a field of an attribute (those are {', '.join(sorted(_FIELDS))})")
+        for field in sorted(set(fields) - _FIELDS - _LABELS):
+            bad(
+                name,
+                field,
+                f"is not a field of an attribute (those are {', '.join(sorted(_FIELDS | _LABELS))})",
+            )
+        labels = {}
+        for field in sorted(_LABELS & set(fields)):
+            label = fields[field]
+            if not isinstance(label, str) or not label.strip() or len(label) > 80:
+                bad(name, field, "must be a short name of at most 80 characters")
+                continue
+            said = protected_category(label)
+            if said:
+                bad(name, field, firewall_reason(label, said, "the label of an attribute"))
+            labels[field] = label.strip()
         for field in sorted(_FIELDS - set(fields)):
             bad(name, field, "is missing")
         kind = _choice(fields.get("type"), AttributeType)
@@ -150,7 +181,7 @@ def parse_schema(text: str, filename: str) -> Schema:
                 if said:
                     bad(name, "purpose", firewall_reason(purpose, said, "the purpose of an attribute"))
         if len(problems) == before and kind and owner and category and isinstance(unit, str):
-            attributes[name] = Attribute(name, kind, unit, owner, category, str(purpose).strip())
+            attributes[name] = Attribute(name, kind, unit, owner, category, str(purpose).strip(), **labels)
     if problems:
         raise ImportRejected(f"{filename}: {len(problems)} problem(s) in the schema", problems)
     return Schema(attributes)
@@ -189,3 +220,42 @@ def _locate(text: str, name: str, field: str) -> tuple[int, int]:
         if start and field and re.match(rf"\s*{re.escape(field)}\s*=", line):
             return number, line.index(field) + 1
     return start, 1
+
+
+_TRUE = {"true", "yes", "1", "si", "sí", "y", "t"}
+_FALSE = {"false", "no", "0", "n", "f"}
+MAX_TEXT = 200
+
+
+def parse_value(attribute: Attribute, text: str) -> object:
+    """The value of ``attribute`` written as ``text`` in an import, None when empty (not
+    known). Raises ``ValueError`` with a reason a registrar can act on."""
+    raw = text.strip()
+    if not raw:
+        return None
+    kind = attribute.type
+    if kind is AttributeType.INTEGER:
+        if not re.fullmatch(r"-?\d{1,15}", raw):
+            raise ValueError(f"{raw!r} is not a whole number")
+        return int(raw)
+    if kind is AttributeType.DECIMAL:
+        if not re.fullmatch(r"-?\d{1,15}(\.\d{1,6})?", raw):
+            raise ValueError(f"{raw!r} is not a number (digits, with '.' for decimals)")
+        return float(raw)
+    if kind is AttributeType.BOOLEAN:
+        folded = raw.lower()
+        if folded in _TRUE:
+            return True
+        if folded in _FALSE:
+            return False
+        raise ValueError(f"{raw!r} is not yes or no (true/false, yes/no, sí/no, 1/0)")
+    if kind is AttributeType.DATE:
+        try:
+            if len(raw) != 10:
+                raise ValueError
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an ISO date (YYYY-MM-DD)") from None
+    if len(raw) > MAX_TEXT:
+        raise ValueError(f"is longer than {MAX_TEXT} characters")
+    return raw

@@ -15,11 +15,13 @@ from canasta.adapters.tables import (
     entitlements,
     ledger_entries,
     outlets,
+    policies,
     programmes,
     redemptions,
 )
 from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
 from canasta.domain.redemption import NewRedemption, redemption_body
+from canasta.policy.document import policy_hash
 
 CHUNK = 5000
 
@@ -78,7 +80,56 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
             _check_balances(conn, report)
             _check_cycles(conn, other_entries, report)
             _check_cards(conn, other_entries, report)
+            _check_policies(conn, other_entries, report)
     return report
+
+
+def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
+    """Each published policy's text still hashes to its SHA-256, and each has the one
+    ledger entry that published it; each cycle and entitlement names a policy that exists."""
+    stored = {
+        str(row.sha256): row
+        for row in conn.execute(
+            sa.select(
+                policies.c.id, policies.c.sha256, policies.c.version, policies.c.text, programmes.c.name
+            )
+            .join(programmes, programmes.c.id == policies.c.programme_id)
+            .order_by(policies.c.id)
+        )
+    }
+    published: set[str] = set()
+    for entry in entries:
+        if entry.kind != EntryKind.POLICY_PUBLISHED:
+            continue
+        sha = str(entry.body.get("sha256"))
+        published.add(sha)
+        row = stored.get(sha)
+        if row is None:
+            report.records.append(f"entry {entry.seq}: the policy it published ({sha[:12]}) is missing")
+        elif (row.name, row.version) != (entry.body.get("programme"), entry.body.get("version")):
+            report.records.append(
+                f"entry {entry.seq}: published {entry.body.get('programme')} version "
+                f"{entry.body.get('version')}, but that policy is stored as {row.name} version {row.version}"
+            )
+    for sha, row in stored.items():
+        if policy_hash(row.text) != sha:
+            report.records.append(
+                f"policy {row.name} version {row.version}: its text no longer hashes to {sha[:12]}; "
+                "a published policy was edited"
+            )
+        if sha not in published:
+            report.records.append(
+                f"policy {row.name} version {row.version} has no ledger entry that published it"
+            )
+    ids = {int(row.id) for row in stored.values()}
+    for table, label in ((cycles, "cycle"), (entitlements, "entitlement")):
+        for found in conn.execute(
+            sa.select(table.c.id, table.c.policy_id)
+            .where(table.c.policy_id.is_not(None), table.c.policy_id.not_in(ids or {0}))
+            .order_by(table.c.id)
+            .limit(20)
+        ):
+            report.records.append(f"{label} {found.id} names policy {found.policy_id}, which does not exist")
 
 
 def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
@@ -92,14 +143,16 @@ def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: Audit
                 cycles.c.starts_on,
                 cycles.c.ends_on,
                 cycles.c.status,
+                policies.c.sha256.label("policy"),
                 sa.func.count(entitlements.c.id).label("granted"),
                 sa.func.coalesce(sa.func.sum(entitlements.c.quantity), 0).label("total"),
             )
             .outerjoin(entitlements, entitlements.c.cycle_id == cycles.c.id)
-            .group_by(cycles.c.id, cycles.c.starts_on, cycles.c.ends_on, cycles.c.status)
+            .outerjoin(policies, policies.c.id == cycles.c.policy_id)
+            .group_by(cycles.c.id, cycles.c.starts_on, cycles.c.ends_on, cycles.c.status, policies.c.sha256)
         )
     }
-    opened: set[int] = set()
+    opened: dict[int, LedgerEntry] = {}
     closed: set[int] = set()
     for entry in entries:
         body = entry.body
@@ -110,24 +163,8 @@ def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: Audit
             report.records.append(f"entry {entry.seq}: names no cycle")
             continue
         if entry.kind == EntryKind.CYCLE_OPENED:
-            opened.add(cycle)
-            row = stored.get(cycle)
-            if row is None:
-                report.records.append(f"entry {entry.seq}: cycle {cycle} it opened is missing")
-                continue
-            recorded = (
-                body.get("entitlements"),
-                body.get("total"),
-                body.get("starts_on"),
-                body.get("ends_on"),
-            )
-            now = (int(row.granted), int(row.total), str(row.starts_on), str(row.ends_on))
-            if recorded != now:
-                report.records.append(
-                    f"entry {entry.seq}: cycle {cycle} was opened with {recorded[0]} entitlements "
-                    f"totalling {recorded[1]} ({recorded[2]} to {recorded[3]}), but now has "
-                    f"{now[0]} totalling {now[1]} ({now[2]} to {now[3]})"
-                )
+            # A cycle re-run before any redemption opens it again: the last entry counts.
+            opened[cycle] = entry
         elif entry.kind == EntryKind.CYCLE_CLOSED:
             closed.add(cycle)
             row = stored.get(cycle)
@@ -135,6 +172,27 @@ def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: Audit
                 report.records.append(
                     f"entry {entry.seq}: cycle {cycle} was closed but is {row.status} again"
                 )
+    for cycle, entry in sorted(opened.items()):
+        body = entry.body
+        row = stored.get(cycle)
+        if row is None:
+            report.records.append(f"entry {entry.seq}: cycle {cycle} it opened is missing")
+            continue
+        recorded = (
+            body.get("entitlements"),
+            body.get("total"),
+            body.get("starts_on"),
+            body.get("ends_on"),
+            body.get("policy"),
+        )
+        now = (int(row.granted), int(row.total), str(row.starts_on), str(row.ends_on), row.policy)
+        if recorded != now:
+            report.records.append(
+                f"entry {entry.seq}: cycle {cycle} was opened with {recorded[0]} entitlements "
+                f"totalling {recorded[1]} ({recorded[2]} to {recorded[3]}, policy "
+                f"{str(recorded[4])[:12]}), but now has {now[0]} totalling {now[1]} ({now[2]} to "
+                f"{now[3]}, policy {str(now[4])[:12]})"
+            )
     for cycle_id, row in sorted(stored.items()):
         if cycle_id not in opened:
             report.records.append(f"cycle {cycle_id} has no ledger entry that opened it")

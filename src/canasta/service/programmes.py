@@ -10,11 +10,14 @@ import sqlalchemy as sa
 
 from canasta.adapters import ledger_repo
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import cycles, entitlements, households, persons, programmes, vehicles
-from canasta.domain.errors import Conflict, NotFound
+from canasta.adapters.tables import cycles, entitlements, programmes, redemptions
+from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.domain.ledger import EntryKind
 from canasta.domain.model import BeneficiaryKind, Cycle, CycleStatus, Programme
-from canasta.domain.quantity import MAX_MILLI
+from canasta.policy.compile import compile_grant
+from canasta.policy.document import parse_policy
+from canasta.registry.schema import Owner
+from canasta.service import rules
 from canasta.service.clock import utc_now_iso
 
 
@@ -46,7 +49,16 @@ def create_programme(engine: sa.Engine, programme: Programme) -> Programme:
                 "created_at": utc_now_iso(),
             },
         ).scalar_one()
+        # Every cycle is run under a published policy; the first is the quota given here.
+        text = rules.fixed_quota_policy(programme)
+        rules.publish_checked(
+            conn, parse_policy(text, f"{programme.name} v1", rules.catalogue(conn), _owner(programme))
+        )
     return programme
+
+
+def _owner(programme: Programme) -> Owner:
+    return Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
 
 
 def get_programme(conn: sa.Connection, name: str) -> Programme:
@@ -71,99 +83,100 @@ def list_programmes(engine: sa.Engine) -> list[Programme]:
 
 
 def open_cycle(engine: sa.Engine, name: str, starts_on: date | None = None) -> CycleSummary:
-    """Open the next cycle of ``name`` and grant every entitlement, all or nothing."""
-    starts = starts_on or date.today()
+    """Open the next cycle of ``name`` from today (or ``starts_on``) under its current
+    published policy: ``run_cycle`` for a cycle that does not exist yet."""
+    return run_cycle(engine, name, starts_on or date.today())
+
+
+def parse_period(text: str) -> date:
+    """A cycle's first day from ``YYYY-MM`` (the first of the month) or ``YYYY-MM-DD``."""
+    raw = text.strip()
+    try:
+        if len(raw) == 7:
+            return date.fromisoformat(raw + "-01")
+        if len(raw) == 10:
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise InvalidInput(f"{text!r} is not a period: write YYYY-MM for a month or YYYY-MM-DD for a first day")
+
+
+def run_cycle(engine: sa.Engine, name: str, starts_on: date) -> CycleSummary:
+    """Compute every entitlement of ``name``'s cycle starting on ``starts_on`` from the
+    current published policy, in one set-based statement and one transaction, each stamped
+    with the policy and the facts it read.
+
+    A cycle that does not exist is opened (only one may be open per programme). An open
+    cycle with no redemption yet is run again, replacing its entitlements whole (after a new
+    policy is published, say); a cycle with redemptions, or a closed one, is refused."""
     with transaction(engine) as conn:
         # Lock the ledger first: it orders this against every redemption batch.
         ledger_repo.lock_head(conn)
         programme = get_programme(conn, name)
         assert programme.id is not None
-        if conn.scalar(
-            sa.select(cycles.c.id).where(cycles.c.programme_id == programme.id, cycles.c.status == "open")
-        ):
-            raise Conflict(f"{name} already has an open cycle; close it first")
-        cycle = Cycle(programme.id, starts, starts + timedelta(days=programme.cycle_days - 1))
+        policy_id, policy = rules.current_policy(conn, programme)
+        existing = conn.execute(
+            sa.select(cycles).where(cycles.c.programme_id == programme.id, cycles.c.starts_on == starts_on)
+        ).one_or_none()
         now = utc_now_iso()
-        cycle_id = conn.execute(
-            cycles.insert().returning(cycles.c.id),
-            {
-                "programme_id": programme.id,
-                "starts_on": cycle.starts_on,
-                "ends_on": cycle.ends_on,
-                "status": CycleStatus.OPEN.value,
-                "opened_at": now,
-            },
-        ).scalar_one()
-        conn.execute(_grant(programme, int(cycle_id)))
+        rerun = existing is not None
+        if existing is not None:
+            cycle_id = int(existing.id)
+            ends_on = existing.ends_on
+            if existing.status != CycleStatus.OPEN.value:
+                raise Conflict(
+                    f"the {name} cycle from {starts_on.isoformat()} is closed; "
+                    "closed cycles are not run again"
+                )
+            used = conn.scalar(
+                sa.select(sa.func.count()).select_from(redemptions).where(redemptions.c.cycle_id == cycle_id)
+            )
+            if used:
+                raise Conflict(
+                    f"the {name} cycle from {starts_on.isoformat()} already has {used} redemption(s); "
+                    "re-running it would change what people were told they have, so it is refused"
+                )
+            conn.execute(entitlements.delete().where(entitlements.c.cycle_id == cycle_id))
+            conn.execute(cycles.update().where(cycles.c.id == cycle_id).values(policy_id=policy_id))
+        else:
+            if conn.scalar(
+                sa.select(cycles.c.id).where(cycles.c.programme_id == programme.id, cycles.c.status == "open")
+            ):
+                raise Conflict(f"{name} already has an open cycle; close it first")
+            cycle = Cycle(programme.id, starts_on, starts_on + timedelta(days=programme.cycle_days - 1))
+            ends_on = cycle.ends_on
+            cycle_id = conn.execute(
+                cycles.insert().returning(cycles.c.id),
+                {
+                    "programme_id": programme.id,
+                    "starts_on": cycle.starts_on,
+                    "ends_on": cycle.ends_on,
+                    "status": CycleStatus.OPEN.value,
+                    "opened_at": now,
+                    "policy_id": policy_id,
+                },
+            ).scalar_one()
+        conn.exec_driver_sql(
+            compile_grant(policy, rules.dialect_of(conn), starts_on, int(cycle_id), programme.id, policy_id)
+        )
         count, total = conn.execute(
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(entitlements.c.quantity), 0)).where(
                 entitlements.c.cycle_id == cycle_id
             )
         ).one()
-        ledger_repo.append(
-            conn,
-            EntryKind.CYCLE_OPENED,
-            [
-                {
-                    "programme": name,
-                    "cycle": int(cycle_id),
-                    "starts_on": cycle.starts_on.isoformat(),
-                    "ends_on": cycle.ends_on.isoformat(),
-                    "entitlements": int(count),
-                    "total": int(total),
-                }
-            ],
-            now,
-        )
-    return CycleSummary(
-        name, int(cycle_id), cycle.starts_on, cycle.ends_on, "open", int(count), int(total), 0
-    )
-
-
-def _grant(programme: Programme, cycle_id: int) -> sa.Insert:
-    columns = [
-        "cycle_id",
-        "programme_id",
-        "beneficiary_kind",
-        "beneficiary_id",
-        "household_id",
-        "quantity",
-        "redeemed",
-    ]
-    assert programme.id is not None
-    if programme.per is BeneficiaryKind.VEHICLE:
-        select = sa.select(
-            sa.literal(cycle_id),
-            sa.literal(programme.id),
-            sa.literal("vehicle"),
-            vehicles.c.id,
-            vehicles.c.household_id,
-            sa.literal(min(programme.quota_fixed, MAX_MILLI)),
-            sa.literal(0),
-        ).where(sa.literal(programme.quota_fixed) > 0)
-    else:
-        members = (
-            sa.select(persons.c.household_id, sa.func.count().label("n"))
-            .group_by(persons.c.household_id)
-            .subquery()
-        )
-        raw = programme.quota_fixed + programme.quota_per_member * sa.func.coalesce(members.c.n, 0)
-        quota = sa.case((raw > MAX_MILLI, MAX_MILLI), else_=raw)
-        select = (
-            sa.select(
-                sa.literal(cycle_id),
-                sa.literal(programme.id),
-                sa.literal("household"),
-                households.c.id,
-                households.c.id,
-                quota,
-                sa.literal(0),
-            )
-            .select_from(households)
-            .outerjoin(members, members.c.household_id == households.c.id)
-            .where(raw > 0)
-        )
-    return entitlements.insert().from_select(columns, select)
+        body = {
+            "programme": name,
+            "cycle": int(cycle_id),
+            "starts_on": starts_on.isoformat(),
+            "ends_on": ends_on.isoformat(),
+            "entitlements": int(count),
+            "total": int(total),
+            "policy": policy.sha256,
+        }
+        if rerun:
+            body["rerun"] = True
+        ledger_repo.append(conn, EntryKind.CYCLE_OPENED, [body], now)
+    return CycleSummary(name, int(cycle_id), starts_on, ends_on, "open", int(count), int(total), 0)
 
 
 def close_cycle(engine: sa.Engine, name: str) -> CycleSummary:

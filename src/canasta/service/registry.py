@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from canasta.adapters import registry_repo
+from canasta.adapters import attributes_repo, registry_repo
 from canasta.adapters.db import transaction
 from canasta.domain.errors import ImportRejected, RowProblem
 from canasta.domain.model import Household, Vehicle
@@ -20,6 +20,7 @@ from canasta.registry.registrations import (
     parse_registrations,
     parse_vehicles,
 )
+from canasta.registry.schema import Attribute, Owner
 from canasta.service.clock import utc_now_iso
 
 
@@ -41,9 +42,11 @@ def import_registrations_file(
     ``ImportRejected`` with every problem found."""
     name = path.name
     text = decode(_read(path), name)
+    declared = declared_attributes(engine)
+    usable = [a for a in declared.values() if a.belongs_to in (Owner.HOUSEHOLD, Owner.PERSON)]
     shape: list[RowProblem] = []
-    rows = read_csv(text, name, REGISTRATION_COLUMNS, problems=shape)
-    parsed = parse_registrations(rows, name, today or date.today())
+    rows = read_csv(text, name, REGISTRATION_COLUMNS, [a.name for a in usable], problems=shape)
+    parsed = parse_registrations(rows, name, today or date.today(), usable)
     problems = shape + parsed.problems
     households = list(parsed.households.values())
     with transaction(engine) as conn:
@@ -58,6 +61,19 @@ def import_registrations_file(
             stored = known.get(h.ref)
             if stored is None:
                 continue
+            given = {k: v for k, v in h.attributes.items() if v is not None}
+            if given:
+                row, line = parsed.where[h.members[0].registration_id]
+                problems.append(
+                    RowProblem(
+                        name,
+                        row,
+                        sorted(given)[0],
+                        f"household {h.ref!r} is already registered; its declared values are not "
+                        "changed by adding members (leave the household's columns empty)",
+                        line,
+                    )
+                )
             for column in ("region", "municipality", "address"):
                 if getattr(stored, column) != getattr(h, column):
                     row, line = parsed.where[h.members[0].registration_id]
@@ -73,23 +89,38 @@ def import_registrations_file(
                     )
         _reject_if(problems, name)
         registry_repo.insert_households(
-            conn, households, {ref: int(r.id) for ref, r in known.items()}, utc_now_iso(), progress
+            conn,
+            households,
+            {ref: int(r.id) for ref, r in known.items()},
+            utc_now_iso(),
+            progress,
+            declared,
         )
     return ImportSummary(name, len(households), parsed.people)
+
+
+def declared_attributes(engine: sa.Engine) -> dict[str, Attribute]:
+    with transaction(engine, write=False) as conn:
+        return attributes_repo.load(conn)
 
 
 def import_households(engine: sa.Engine, households: Sequence[Household]) -> ImportSummary:
     """Store already-validated households (the demo's synthetic country)."""
     with transaction(engine) as conn:
-        registry_repo.insert_households(conn, households, {}, utc_now_iso())
+        declared = attributes_repo.load(conn)
+        registry_repo.insert_households(conn, households, {}, utc_now_iso(), None, declared)
     return ImportSummary("(generated)", len(households), sum(len(h.members) for h in households))
 
 
 def import_vehicles_file(engine: sa.Engine, path: Path) -> ImportSummary:
     name = path.name
     text = decode(_read(path), name)
+    declared = declared_attributes(engine)
+    usable = [a for a in declared.values() if a.belongs_to is Owner.VEHICLE]
     shape: list[RowProblem] = []
-    vehicles, problems, where = parse_vehicles(read_csv(text, name, VEHICLE_COLUMNS, problems=shape), name)
+    vehicles, problems, where = parse_vehicles(
+        read_csv(text, name, VEHICLE_COLUMNS, [a.name for a in usable], problems=shape), name, usable
+    )
     problems = shape + problems
     with transaction(engine) as conn:
         for plate in sorted(registry_repo.existing_plates(conn, [v.plate for v in vehicles])):
@@ -109,14 +140,14 @@ def import_vehicles_file(engine: sa.Engine, path: Path) -> ImportSummary:
                     )
                 )
         _reject_if(problems, name)
-        registry_repo.insert_vehicles(conn, vehicles, ids)
+        registry_repo.insert_vehicles(conn, vehicles, ids, declared)
     return ImportSummary(name, 0, 0, len(vehicles))
 
 
 def import_vehicles(engine: sa.Engine, vehicles: Sequence[Vehicle]) -> int:
     with transaction(engine) as conn:
         ids = registry_repo.household_ids(conn, sorted({v.household_ref for v in vehicles}))
-        registry_repo.insert_vehicles(conn, vehicles, ids)
+        registry_repo.insert_vehicles(conn, vehicles, ids, attributes_repo.load(conn))
     return len(vehicles)
 
 
