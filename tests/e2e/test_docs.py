@@ -17,6 +17,8 @@ def commands(group: Any, prefix: str = "canasta") -> list[str]:
     """Leaf command paths of typer's (vendored click) command tree."""
     found = []
     for name, command in group.commands.items():
+        if getattr(command, "hidden", False):  # an alias, documented with what it aliases
+            continue
         if hasattr(command, "commands"):
             found += commands(command, f"{prefix} {name}")
         else:

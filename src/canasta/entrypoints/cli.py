@@ -34,6 +34,8 @@ from canasta.domain.model import (
     format_card_id,
 )
 from canasta.domain.quantity import format_milli, to_milli
+from canasta.policy.explain import APPEAL
+from canasta.policy.language import PolicyRejected
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
 from canasta.service import outlets as outlet_service
@@ -56,13 +58,21 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 registry_app = typer.Typer(help="Enrol households, people and vehicles.", no_args_is_help=True)
 programmes_app = typer.Typer(help="Define programmes (what is handed out, how much).", no_args_is_help=True)
-cycles_app = typer.Typer(help="Open and close a programme's cycles.", no_args_is_help=True)
+cycles_app = typer.Typer(help="Run, open and close a programme's cycles.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Check, preview, publish and show the rules (policies) that decide who gets how much.",
+    no_args_is_help=True,
+)
+report_app = typer.Typer(help="Coverage and uptake reports from report definitions.", no_args_is_help=True)
 outlets_app = typer.Typer(help="Register outlets and their API tokens.", no_args_is_help=True)
 cards_app = typer.Typer(help="Issue, withdraw and reissue cards.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(programmes_app, name="programmes")
 app.add_typer(cycles_app, name="cycles")
+app.add_typer(cycles_app, name="cycle", hidden=True)  # `canasta cycle run` reads naturally too
+app.add_typer(policy_app, name="policy")
+app.add_typer(report_app, name="report")
 app.add_typer(outlets_app, name="outlets")
 app.add_typer(cards_app, name="cards")
 
@@ -226,6 +236,36 @@ def registry_check_schema(
     console.print(f"{file.name} declares {len(schema.attributes)} attribute(s); no problems found.")
 
 
+@registry_app.command("declare")
+def registry_declare(
+    file: Annotated[Path, typer.Argument(help="Registry schema file (TOML) declaring attributes.")],
+    db: Db = None,
+) -> None:
+    """Make a schema file the declared attributes: new ones get a place for their values,
+    removed ones lose theirs. Refused if a published policy reads a removed attribute."""
+    from canasta.service import rules
+
+    change = rules.declare_schema(_engine(db), rules.read_text(file), file.name)
+    console.print(
+        f"Declared {file.name} ({change.sha256[:12]}): {len(change.added)} added, "
+        f"{len(change.removed)} removed, {len(change.updated)} updated, {len(change.unchanged)} unchanged."
+    )
+    for label, names in (("added", change.added), ("removed", change.removed), ("updated", change.updated)):
+        if names:
+            console.print(f"  {label}: {', '.join(names)}")
+
+
+@registry_app.command("schema")
+def registry_schema(db: Db = None) -> None:
+    """Show every attribute rules may use: built in and declared, with its purpose."""
+    from canasta.service import rules
+
+    table = Table("attribute", "type", "unit", "belongs to", "need category", "purpose")
+    for a in rules.schema_attributes(_engine(db)):
+        table.add_row(a.name, a.type.value, a.unit, a.belongs_to.value, a.category.value, a.purpose)
+    console.print(table)
+
+
 # -------------------------------------------------------------------- programmes
 
 
@@ -280,6 +320,24 @@ def cycles_open(
     )
 
 
+@cycles_app.command("run")
+def cycles_run(
+    programme: str,
+    period: Annotated[str, typer.Argument(help="YYYY-MM (from the 1st) or the first day, YYYY-MM-DD.")],
+    db: Db = None,
+) -> None:
+    """Compute every entitlement of the cycle from the programme's published policy, in one
+    set-based statement and one transaction. A cycle with no redemptions yet is run again
+    (after a new policy is published); one with redemptions, or closed, is refused."""
+    starts_on = programme_service.parse_period(period)
+    with console.status(f"Running the {programme} cycle from {starts_on}…"):
+        s = programme_service.run_cycle(_engine(db), programme, starts_on)
+    console.print(
+        f"Ran {programme} cycle {s.cycle_id} ({s.starts_on} to {s.ends_on}): "
+        f"{s.entitlements:,} entitlements, {format_milli(s.total)} in all."
+    )
+
+
 @cycles_app.command("close")
 def cycles_close(programme: str, db: Db = None) -> None:
     """Close the programme's open cycle; its cards are refused until the next opens."""
@@ -306,6 +364,265 @@ def cycles_list(db: Db = None) -> None:
             format_milli(s.redeemed),
         )
     console.print(table)
+
+
+# ------------------------------------------------------------------------ policy
+
+
+def _show_problems(error: PolicyRejected) -> None:
+    err.print(f"[red]Error[/red]: {error.summary}; nothing was changed.")
+    for p in error.problems[:50]:
+        err.print(f"  {p}")
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy file (TOML).")],
+    db: Db = None,
+) -> None:
+    """Check a policy: its expressions, the attributes they use (declared, never
+    protected) and its programme. Every problem is named with line, column and token."""
+    from canasta.service import rules
+
+    policy = rules.check_policy(_engine(db), rules.read_text(file), file.name)
+    console.print(
+        f"{file.name}: {policy.programme} version {policy.version} checks "
+        f"(sha256 {policy.sha256}); it reads {len(policy.facts)} fact(s): "
+        + ", ".join(f.key for f in policy.facts)
+        + "."
+    )
+
+
+@policy_app.command("publish")
+def policy_publish(
+    file: Annotated[Path, typer.Argument(help="Policy file (TOML).")],
+    db: Db = None,
+) -> None:
+    """Publish a checked policy as its programme's next version, stored under its SHA-256
+    and never edited; the next cycle run uses it."""
+    from canasta.service import rules
+
+    published = rules.publish_policy(_engine(db), rules.read_text(file), file.name)
+    console.print(
+        f"Published {published.programme} version {published.version} (sha256 {published.sha256})"
+        + (f", superseding version {published.supersedes}." if published.supersedes else ".")
+    )
+
+
+@policy_app.command("show")
+def policy_show(
+    programme: str,
+    version: Annotated[int | None, typer.Option(help="A version (default: the current one).")] = None,
+    db: Db = None,
+) -> None:
+    """Print a published policy exactly as it was published."""
+    from canasta.service import rules
+
+    number, sha, text = rules.published_text(_engine(db), programme, version)
+    console.print(f"# {programme} version {number}, sha256 {sha}", markup=False)
+    console.print(text, markup=False, end="")
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[str, typer.Argument(help="The policy in force: a file, or 'published'.")],
+    new: Annotated[Path, typer.Argument(help="The proposed policy file.")],
+    period: Annotated[str | None, typer.Option(help="Cycle to preview, YYYY-MM (default: today).")] = None,
+    examples: Annotated[int, typer.Option(help="Example households of each kind.", min=0, max=50)] = 10,
+    lang: Annotated[str, typer.Option(help="Language of the explanations: en or es.")] = "en",
+    db: Db = None,
+) -> None:
+    """Preview a policy's impact before publishing: how many gain, lose or change quota,
+    by region, with example households of each kind and their explanations."""
+    from canasta.service import rules
+
+    engine = _engine(db)
+    new_text = rules.read_text(new)
+    if old == "published":
+        proposed = rules.check_policy(engine, new_text, new.name)
+        version, _, old_text = rules.published_text(engine, proposed.programme)
+        old_name = f"{proposed.programme} v{version} (published)"
+    else:
+        old_text, old_name = rules.read_text(Path(old)), Path(old).name
+    starts_on = programme_service.parse_period(period) if period else None
+    with console.status("Computing both policies over the registry…"):
+        impact = rules.diff_policies(
+            engine, old_text, old_name, new_text, new.name, starts_on, examples, _language(lang)
+        )
+    unit = impact.unit
+    table = Table(
+        "region",
+        "beneficiaries",
+        "gain",
+        "lose",
+        "more",
+        "less",
+        "same",
+        f"before ({unit})",
+        f"after ({unit})",
+        title=f"{impact.programme}: {impact.old} → {impact.new}, cycle from {impact.starts_on}",
+    )
+    for r in [*impact.regions, impact.totals]:
+        table.add_row(
+            r.region,
+            f"{r.total:,}",
+            f"{r.gain:,}",
+            f"{r.lose:,}",
+            f"{r.more:,}",
+            f"{r.less:,}",
+            f"{r.same:,}",
+            format_milli(r.before),
+            format_milli(r.after),
+            end_section=r is impact.regions[-1] if impact.regions else False,
+        )
+    console.print(table)
+    for kind, found in impact.examples.items():
+        if not found:
+            continue
+        console.print(f"\n[bold]{kind}[/bold] ({len(found)} example(s))")
+        for ex in found:
+            console.print(
+                f"  {ex.ref} ({ex.region}): {format_milli(ex.before.quantity)} → "
+                f"{format_milli(ex.after.quantity)} {unit}. Now: {ex.before.summary} "
+                f"Proposed: {ex.after.summary}"
+            )
+            for clause in ex.after.clauses:
+                used = "; ".join(f"{what}: {value}" for what, value in clause.used)
+                console.print(f"      {clause.result:>4} · {clause.text}" + (f" ({used})" if used else ""))
+
+
+def _language(lang: str) -> str:
+    folded = lang.strip().lower()
+    if folded not in ("en", "es"):
+        raise CanastaError(f"--lang {lang!r}: explanations are in en (English) or es (Spanish)")
+    return folded
+
+
+@app.command("explain")
+def explain_command(
+    programme: Annotated[str | None, typer.Argument(help="The programme.")] = None,
+    ref: Annotated[str | None, typer.Argument(help="Household ref, or vehicle plate.")] = None,
+    period: Annotated[
+        str | None, typer.Option(help="Cycle, YYYY-MM or YYYY-MM-DD (default: latest).")
+    ] = None,
+    entitlement: Annotated[int | None, typer.Option(help="Explain this entitlement id instead.")] = None,
+    lang: Annotated[str, typer.Option(help="en (English) or es (Spanish).")] = "en",
+    db: Db = None,
+) -> None:
+    """Why a household or vehicle gets what it gets in a cycle: each clause of the rule,
+    the values it used and its result, in plain language."""
+    from canasta.service import rules
+
+    language = _language(lang)
+    engine = _engine(db)
+    if entitlement is not None:
+        explained = rules.explain_entitlement(engine, entitlement, language)
+    elif programme and ref:
+        starts_on = programme_service.parse_period(period) if period else None
+        explained = rules.explain_beneficiary(engine, programme, ref, starts_on, language)
+    else:
+        raise CanastaError("name a programme and a household ref (or plate), or give --entitlement ID")
+    _print_explanation(explained)
+
+
+def _print_explanation(explained: Any) -> None:
+    e = explained.explanation
+    es = e.language == "es"
+    when = f"{explained.starts_on}" + (f" – {explained.ends_on}" if explained.ends_on else "")
+    console.print(
+        f"[bold]{explained.programme}[/bold] · {explained.beneficiary} · {'ciclo' if es else 'cycle'} {when}"
+    )
+    console.print(
+        f"{'Política' if es else 'Policy'} v{e.policy_version} (sha256 {e.policy_sha256[:16]}…)", markup=False
+    )
+    console.print(e.summary)
+    head = (
+        ("Debe cumplirse todo esto:" if es else "All of these must hold:")
+        if e.combine == "and"
+        else ("Basta con que se cumpla una:" if es else "At least one of these must hold:")
+    )
+    console.print(head)
+    for clause in e.clauses:
+        used = "; ".join(f"{what}: {value}" for what, value in clause.used)
+        mark = {True: "✓", False: "✗", None: "?"}[clause.holds]
+        console.print(
+            f"  {mark} {clause.text} → {clause.result}" + (f"  ({used})" if used else ""), markup=False
+        )
+    if e.eligible is True:
+        console.print(("Cuota: " if es else "Quota: ") + e.quota_text, markup=False)
+        if e.quota_used:
+            console.print("  " + "; ".join(f"{what}: {value}" for what, value in e.quota_used), markup=False)
+        console.print(
+            f"  = {e.quota_raw} {e.unit}"
+            + "".join(f", {a}" for a in e.adjustments)
+            + f" → {format_milli(e.quantity)} {e.unit}",
+            markup=False,
+        )
+    console.print(APPEAL[e.language])
+
+
+# ------------------------------------------------------------------------ report
+
+
+@report_app.command("run")
+def report_run(
+    file: Annotated[Path, typer.Argument(help="Report definition (TOML).")],
+    period: Annotated[
+        str | None, typer.Option(help="Cycle, YYYY-MM or YYYY-MM-DD (default: latest).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file.")] = None,
+    db: Db = None,
+) -> None:
+    """Coverage and uptake of a programme's cycle, grouped by declared attributes."""
+    from canasta.service import rules
+
+    starts_on = programme_service.parse_period(period) if period else None
+    result = rules.run_report(_engine(db), rules.read_text(file), file.name, starts_on)
+    cycle = f"cycle {result.cycle_id} from {result.starts_on}" if result.cycle_id else "no cycle yet"
+    table = Table(
+        *(result.columns or ["(all)"]),
+        f"{result.per}s",
+        "entitled",
+        "coverage",
+        f"granted ({result.unit})",
+        f"redeemed ({result.unit})",
+        "uptake",
+        title=f"{result.title} · {result.programme}, {cycle}",
+    )
+    rows = []
+    for row in result.rows:
+        coverage = f"{row.entitled / row.beneficiaries:.1%}" if row.beneficiaries else "–"
+        uptake = f"{row.uptake:.1%}" if row.uptake is not None else "–"
+        cells = [
+            *(row.group or ["(all)"]),
+            f"{row.beneficiaries:,}",
+            f"{row.entitled:,}",
+            coverage,
+            format_milli(row.granted),
+            format_milli(row.redeemed),
+            uptake,
+        ]
+        table.add_row(*cells)
+        rows.append(cells)
+    console.print(table)
+    if result.merged:
+        console.print(f"{result.merged} group(s) smaller than {result.min_group} were merged into one row.")
+    if out is not None:
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                [
+                    *(result.columns or ["all"]),
+                    f"{result.per}s",
+                    "entitled",
+                    "coverage",
+                    "granted",
+                    "redeemed",
+                    "uptake",
+                ]
+            )
+            writer.writerows(rows)
+        console.print(f"Rows written to {out}.")
 
 
 # ----------------------------------------------------------------------- outlets
@@ -540,6 +857,11 @@ def run(argv: list[str]) -> int:
         err.print(f"[red]Error[/red]: {error.message}.")
         for p in error.problems[:20]:
             err.print(f"  {p}")
+        return 1
+    except PolicyRejected as error:
+        if debug:
+            raise
+        _show_problems(error)
         return 1
     except CanastaError as error:
         if debug:

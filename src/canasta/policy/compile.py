@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from canasta.domain.quantity import MAX_MILLI
 from canasta.policy.document import Policy, Rounding
-from canasta.policy.language import AGGREGATES, Fact
+from canasta.policy.language import AGGREGATES, Checked, Fact
 from canasta.registry.schema import Owner
 
 
@@ -204,15 +204,7 @@ def _aggregate_sql(fact: Fact, ctx: _Context) -> str:
 
 
 def _facts_json(facts: list[Fact], ctx: _Context) -> str:
-    values = []
-    for i, fact in enumerate(facts):
-        if fact.attribute is None:
-            column = f"m.f{i}"
-            values.append(f"COALESCE({column}, 0)" if fact.function in ("COUNT", "SUM") else column)
-        else:
-            owner = fact.attribute.belongs_to
-            alias = "v" if owner is Owner.VEHICLE else "h"
-            values.append(f"{alias}.{column_name(fact.attribute.name)}")
+    values = [_fact_sql(f, ctx) for f in facts]
     if ctx.dialect is Dialect.POSTGRESQL:
         return f"CAST(json_build_array({', '.join(values)}) AS TEXT)" if values else "'[]'"
     if ctx.dialect is Dialect.DUCKDB:
@@ -238,15 +230,14 @@ def _quantity(policy: Policy, quota: str, ctx: _Context) -> str:
     return f"CAST(CASE WHEN {milli} > {cap} THEN {cap} ELSE {milli} END AS {whole})"
 
 
-def compile_select(policy: Policy, dialect: Dialect, starts_on: date, only: int | None = None) -> str:
-    """A SELECT of ``beneficiary_id, household_id, eligible, quantity, facts`` for every
-    household (or vehicle) of the registry, or only the one whose id is ``only``. ``eligible``
-    is the rule's raw value (TRUE, FALSE or NULL); ``quantity`` is NULL or in thousandths."""
-    facts = policy.facts
-    ctx = _Context(dialect, starts_on, {f.key: i for i, f in enumerate(facts)}, policy.per)
-    aggregates = [(i, f) for i, f in enumerate(facts) if f.attribute is None]
-    vehicle = policy.per is Owner.VEHICLE
-    household_used = not vehicle or any(
+def _from(
+    facts: list[Fact], per: Owner, ctx: _Context, only: int | None = None, households: bool = False
+) -> tuple[str, str, str]:
+    """The FROM clause that provides ``facts`` for each household or vehicle, and the
+    expressions of its beneficiary id and household id."""
+    aggregates = [(ctx.facts[f.key], f) for f in facts if f.attribute is None]
+    vehicle = per is Owner.VEHICLE
+    household_used = households or any(
         f.attribute is not None and f.attribute.belongs_to is Owner.HOUSEHOLD for f in facts
     )
     if vehicle:
@@ -269,14 +260,67 @@ def compile_select(policy: Policy, dialect: Dialect, starts_on: date, only: int 
             f" LEFT JOIN (SELECT p.household_id AS household_id, {columns} FROM persons p{inner_where}"
             f" GROUP BY p.household_id) m ON m.household_id = {ids[1]}"
         )
-    where = f" WHERE {ids[0]} = {int(only)}" if only is not None else ""
+    return source, ids[0], ids[1]
+
+
+def compile_select(policy: Policy, dialect: Dialect, starts_on: date, only: int | None = None) -> str:
+    """A SELECT of ``beneficiary_id, household_id, eligible, quantity, facts`` for every
+    household (or vehicle) of the registry, or only the one whose id is ``only``. ``eligible``
+    is the rule's raw value (TRUE, FALSE or NULL); ``quantity`` is NULL or in thousandths."""
+    facts = policy.facts
+    ctx = _Context(dialect, starts_on, {f.key: i for i, f in enumerate(facts)}, policy.per)
+    source, beneficiary, household = _from(facts, policy.per, ctx, only)
+    where = f" WHERE {beneficiary} = {int(only)}" if only is not None else ""
     eligible = _sql(policy.eligible.tree, ctx)
     quota = _sql(policy.quota.tree, ctx)
     return (
-        f"SELECT {ids[0]} AS beneficiary_id, {ids[1]} AS household_id, {eligible} AS eligible, "
+        f"SELECT {beneficiary} AS beneficiary_id, {household} AS household_id, {eligible} AS eligible, "
         f"{_quantity(policy, quota, ctx)} AS quantity, {_facts_json(facts, ctx)} AS facts "
         f"FROM {source}{where}"
     )
+
+
+def compile_report(
+    per: Owner,
+    group_by: list[Fact],
+    where: Checked | None,
+    dialect: Dialect,
+    starts_on: date,
+    cycle_id: int | None,
+) -> str:
+    """A SELECT of the group's values, then ``beneficiaries, entitled, granted, redeemed``
+    for every group of households (or vehicles), with their entitlements in ``cycle_id``."""
+    facts = list(group_by)
+    if where is not None:
+        facts += [f for f in where.facts.values() if f.key not in {g.key for g in group_by}]
+    ctx = _Context(dialect, starts_on, {f.key: i for i, f in enumerate(facts)}, per)
+    source, beneficiary, _ = _from(facts, per, ctx, households=True)
+    kind = "vehicle" if per is Owner.VEHICLE else "household"
+    cycle = int(cycle_id) if cycle_id is not None else 0
+    source += (
+        f" LEFT JOIN entitlements e ON e.beneficiary_id = {beneficiary} AND e.beneficiary_kind = '{kind}'"
+        f" AND e.cycle_id = {cycle}"
+    )
+    groups = [_fact_sql(f, ctx) for f in group_by]
+    columns = [f"{g} AS g{i}" for i, g in enumerate(groups)]
+    condition = ""
+    if where is not None:
+        truth = _sql(where.tree, ctx)
+        condition = f" WHERE {truth}" if dialect is not Dialect.SQLITE else f" WHERE ({truth}) = 1"
+    group = f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}" if groups else ""
+    return (
+        f"SELECT {', '.join([*columns, 'COUNT(*) AS beneficiaries'])}, COUNT(e.id) AS entitled, "
+        "COALESCE(SUM(e.quantity), 0) AS granted, COALESCE(SUM(e.redeemed), 0) AS redeemed "
+        f"FROM {source}{condition}{group}"
+    )
+
+
+def _fact_sql(fact: Fact, ctx: _Context) -> str:
+    index = ctx.facts[fact.key]
+    if fact.attribute is None:
+        return f"COALESCE(m.f{index}, 0)" if fact.function in ("COUNT", "SUM") else f"m.f{index}"
+    alias = "v" if fact.attribute.belongs_to is Owner.VEHICLE else "h"
+    return f"{alias}.{column_name(fact.attribute.name)}"
 
 
 def compile_grant(

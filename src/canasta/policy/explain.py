@@ -27,6 +27,12 @@ Value = Any  # int | float | str | bool | date | None
 
 LANGUAGES = ("en", "es")
 
+#: What every explanation ends with: the decision can be taken to a person.
+APPEAL = {
+    "en": "If you think something here is wrong, you can appeal: a person will review your case.",
+    "es": "Si cree que algo está mal, puede apelar: una persona revisará su caso.",
+}
+
 _BUILT_IN_LABELS = {
     "region": ("region", "región"),
     "municipality": ("municipality", "municipio"),

@@ -126,6 +126,7 @@ class PolicyRejected(InvalidInput):
 
     def __init__(self, message: str, problems: list[Problem]) -> None:
         super().__init__(message + ": " + "; ".join(str(p) for p in problems[:3]))
+        self.summary = message
         self.problems = problems
 
 
@@ -201,15 +202,22 @@ class _Checker:
     # -- reporting ---------------------------------------------------------------------
 
     def where(self, node: exp.Expr) -> tuple[int, int, str]:
-        """Line, column and token of ``node`` (its first identifier when it has no place
-        of its own, or the first occurrence of its text)."""
-        for ident in [node, *node.find_all(exp.Identifier)]:
-            meta = ident.meta if isinstance(ident, exp.Identifier) else {}
-            if "start" in meta:
-                line, column = self.source.at(self.text, int(meta["start"]))
-                return line, column, ident.name
+        """Line, column and token of ``node``: an identifier knows where it is; any other
+        node is found by its first token, searched back from its first identifier."""
+        if isinstance(node, exp.Column | exp.Identifier):
+            ident = node if isinstance(node, exp.Identifier) else node.this
+            if isinstance(ident, exp.Identifier) and "start" in ident.meta:
+                line, column = self.source.at(self.text, int(ident.meta["start"]))
+                return line, column, node.sql()
+        limit = len(self.text)
+        for ident in node.find_all(exp.Identifier):
+            if "start" in ident.meta:
+                limit = min(limit, int(ident.meta["start"]))
         token = _first_token(node)
-        offset = self.text.lower().find(token.lower()) if token else -1
+        lowered = self.text.lower()
+        offset = lowered.rfind(token.lower(), 0, limit + 1) if token else -1
+        if offset < 0:
+            offset = lowered.find(token.lower()) if token else 0
         line, column = self.source.at(self.text, max(offset, 0))
         return line, column, token
 
@@ -523,7 +531,7 @@ def check_expression(
     source: Source,
     catalogue: Catalogue,
     per: Owner,
-    want: Type,
+    want: Type | None,
     what: str,
 ) -> Checked:
     """Parse and check ``text`` as a rule expression for a programme ``per`` household or
@@ -537,11 +545,11 @@ def check_expression(
         )
     tree = _parse(text, source)
     found = checker.check(tree, per)
-    if found is not None and found is not want and not checker.problems:
+    if want is not None and found is not None and found is not want and not checker.problems:
         checker.bad(tree, f"{what} must give a {want.value}, and this gives a {found.value}")
     if checker.problems:
         raise PolicyRejected(f"{source.file}: {what} does not check", checker.problems)
-    result = Checked(text, tree, want, checker.facts)
+    result = Checked(text, tree, want or found or Type.TEXT, checker.facts)
     for node in tree.walk():
         kind = checker.types.get(id(node))
         if kind is not None:

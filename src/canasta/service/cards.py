@@ -43,6 +43,8 @@ class Balance:
     ends_on: date
     entitled: int
     redeemed: int
+    #: Its explanation: GET /api/v1/entitlements/{id}/explanation.
+    entitlement_id: int = 0
 
     @property
     def remaining(self) -> int:
@@ -188,6 +190,7 @@ def card_balance(engine: sa.Engine, raw_id: str) -> tuple[Card, list[Balance]]:
                 cycles.c.ends_on,
                 entitlements.c.quantity,
                 entitlements.c.redeemed,
+                entitlements.c.id.label("entitlement_id"),
             )
             .join(cycles, cycles.c.id == entitlements.c.cycle_id)
             .join(programmes, programmes.c.id == entitlements.c.programme_id)
@@ -199,6 +202,15 @@ def card_balance(engine: sa.Engine, raw_id: str) -> tuple[Card, list[Balance]]:
             .order_by(programmes.c.name)
         ).all()
     return card, [
-        Balance(r.name, r.unit, int(r.id), r.starts_on, r.ends_on, int(r.quantity), int(r.redeemed))
+        Balance(
+            r.name,
+            r.unit,
+            int(r.id),
+            r.starts_on,
+            r.ends_on,
+            int(r.quantity),
+            int(r.redeemed),
+            int(r.entitlement_id),
+        )
         for r in rows
     ]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,7 +33,7 @@ from canasta.adapters.tables import (
 )
 from canasta.domain.errors import Conflict, ImportRejected, InvalidInput, NotFound, RowProblem
 from canasta.domain.ledger import EntryKind
-from canasta.domain.model import BeneficiaryKind, Programme
+from canasta.domain.model import BeneficiaryKind, Programme, normalise_card_id
 from canasta.domain.quantity import format_milli
 from canasta.policy.compile import Dialect, compile_select
 from canasta.policy.document import Policy, parse_policy, policy_hash
@@ -457,7 +458,9 @@ def _explain_stored(conn: sa.Connection, entitlement_id: int, language: str, car
     ).one_or_none()
     if row is not None and card is not None:
         holder = conn.execute(
-            sa.select(cards.c.beneficiary_kind, cards.c.beneficiary_id).where(cards.c.id == card)
+            sa.select(cards.c.beneficiary_kind, cards.c.beneficiary_id).where(
+                cards.c.id == normalise_card_id(card), cards.c.status == "active"
+            )
         ).one_or_none()
         if holder is None or (holder.beneficiary_kind, int(holder.beneficiary_id)) != (
             row.beneficiary_kind,
@@ -562,3 +565,96 @@ def schema_attributes(engine: sa.Engine) -> list[Attribute]:
 
     with transaction(engine, write=False) as conn:
         return [*BUILT_IN, *attributes_repo.load(conn).values()]
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReportRow:
+    group: list[str]
+    beneficiaries: int
+    entitled: int
+    granted: int
+    redeemed: int
+
+    @property
+    def uptake(self) -> float | None:
+        return self.redeemed / self.granted if self.granted else None
+
+
+@dataclass(slots=True)
+class ReportResult:
+    title: str
+    programme: str
+    unit: str
+    per: str
+    columns: list[str]
+    cycle_id: int | None
+    starts_on: date | None
+    rows: list[ReportRow]
+    merged: int
+    min_group: int
+
+
+def run_report(engine: sa.Engine, text: str, filename: str, starts_on: date | None = None) -> ReportResult:
+    """Coverage and uptake of a programme's cycle (the latest, or the one starting on
+    ``starts_on``), grouped as the report says; groups below its minimum are merged."""
+    from canasta.policy.compile import compile_report
+    from canasta.policy.report import parse_report
+
+    with transaction(engine, write=False) as conn:
+        known = catalogue(conn)
+        try:
+            name = tomllib.loads(text).get("programme")
+        except tomllib.TOMLDecodeError:
+            name = None
+        if not isinstance(name, str) or not name.strip():
+            parse_report(text, filename, known, Owner.HOUSEHOLD)  # says what is wrong
+            raise InvalidInput(f"{filename} names no programme")
+        programme = _programme(conn, name.strip())
+        per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
+        report = parse_report(text, filename, known, per)
+        query = sa.select(cycles.c.id, cycles.c.starts_on).where(cycles.c.programme_id == programme.id)
+        if starts_on is not None:
+            query = query.where(cycles.c.starts_on == starts_on)
+        cycle = conn.execute(query.order_by(cycles.c.starts_on.desc()).limit(1)).one_or_none()
+        if starts_on is not None and cycle is None:
+            raise NotFound(f"{programme.name} has no cycle starting on {starts_on.isoformat()}")
+        sql = compile_report(
+            per,
+            report.group_by,
+            report.where,
+            dialect_of(conn),
+            cycle.starts_on if cycle else date.today(),
+            int(cycle.id) if cycle else None,
+        )
+        rows: list[ReportRow] = []
+        small = ReportRow([f"(groups under {report.min_group})"] * max(1, len(report.group_by)), 0, 0, 0, 0)
+        merged = 0
+        for found in conn.exec_driver_sql(sql):
+            values = list(found)
+            groups = ["(not known)" if v is None else str(v) for v in values[: len(report.group_by)]]
+            row = ReportRow(groups, *(int(v or 0) for v in values[len(report.group_by) :]))
+            if report.group_by and row.beneficiaries < report.min_group:
+                merged += 1
+                small.beneficiaries += row.beneficiaries
+                small.entitled += row.entitled
+                small.granted += row.granted
+                small.redeemed += row.redeemed
+            else:
+                rows.append(row)
+        if merged:
+            rows.append(small)
+        return ReportResult(
+            report.title,
+            programme.name,
+            programme.unit,
+            per.value,
+            [f.key.split(".", 1)[-1] for f in report.group_by],
+            int(cycle.id) if cycle else None,
+            cycle.starts_on if cycle else None,
+            rows,
+            merged,
+            report.min_group,
+        )

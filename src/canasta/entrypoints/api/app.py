@@ -4,9 +4,9 @@ for now. Handlers only translate: the service layer decides."""
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -22,10 +22,17 @@ from canasta.entrypoints.api.schemas import (
     KEY_PATTERN,
     BalanceLine,
     BalanceOut,
+    ClauseOut,
+    ExplanationOut,
+    FactUsed,
+    PolicyRef,
     Problem,
+    QuotaOut,
     ReceiptOut,
     RedemptionRequest,
 )
+from canasta.policy.explain import APPEAL
+from canasta.service import rules
 from canasta.service.bootstrap import Canasta, bootstrap
 from canasta.service.cards import card_balance
 from canasta.service.settings import Settings
@@ -150,9 +157,71 @@ def create_app(canasta: Canasta) -> FastAPI:
                     entitled=format_milli(b.entitled),
                     redeemed=format_milli(b.redeemed),
                     remaining=format_milli(b.remaining),
+                    entitlement=b.entitlement_id,
                 )
                 for b in lines
             ],
+        )
+
+    @app.get(
+        "/api/v1/entitlements/{entitlement}/explanation",
+        response_model=ExplanationOut,
+        responses={
+            404: {"model": Problem, "description": "No such entitlement for this card"},
+            422: {"model": Problem, "description": "Malformed card id or language"},
+        },
+        tags=["entitlements"],
+    )
+    def explanation(
+        entitlement: int,
+        card: Annotated[
+            str,
+            Header(
+                alias="Canasta-Card",
+                description="The card of the household or vehicle the entitlement belongs to; "
+                "without it (or with another card) the entitlement is not found.",
+            ),
+        ],
+        lang: Annotated[Literal["en", "es"] | None, Query(description="en or es")] = None,
+        accept_language: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> ExplanationOut:
+        """Why the card's holder gets what it gets in a cycle: each clause of the published
+        rule, the values it used (as the cycle run read them) and the result, in plain
+        English or Spanish (``lang``, or the Accept-Language header)."""
+        language = lang or ("es" if (accept_language or "").strip().lower().startswith("es") else "en")
+        found = rules.explain_entitlement(canasta.engine, entitlement, language, card=card)
+        e = found.explanation
+        eligible = e.eligible is True
+        return ExplanationOut(
+            entitlement=entitlement,
+            language=e.language,
+            cycle=found.cycle_id or 0,
+            starts_on=found.starts_on.isoformat(),
+            ends_on=found.ends_on.isoformat() if found.ends_on else "",
+            policy=PolicyRef(programme=e.programme, version=e.policy_version, sha256=e.policy_sha256),
+            eligible=e.eligible,
+            summary=e.summary,
+            combine=e.combine,
+            clauses=[
+                ClauseOut(
+                    text=c.text,
+                    used=[FactUsed(what=w, value=v) for w, v in c.used],
+                    holds=c.holds,
+                    result=c.result,
+                )
+                for c in e.clauses
+            ],
+            quota=QuotaOut(
+                text=e.quota_text,
+                used=[FactUsed(what=w, value=v) for w, v in e.quota_used],
+                computed=e.quota_raw,
+                adjustments=e.adjustments,
+                quantity=format_milli(e.quantity),
+                unit=e.unit,
+            )
+            if eligible
+            else None,
+            appeal=APPEAL[e.language],
         )
 
     @app.get("/api/v1/health", tags=["operations"])

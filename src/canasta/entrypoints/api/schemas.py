@@ -56,6 +56,7 @@ class ReceiptOut(BaseModel):
 class BalanceLine(BaseModel):
     programme: str
     unit: str
+    entitlement: int = Field(description="Why this much: GET /api/v1/entitlements/{entitlement}/explanation")
     cycle: int
     starts_on: str
     ends_on: str
@@ -76,3 +77,45 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+
+
+class FactUsed(BaseModel):
+    what: str = Field(description="The fact, in plain language")
+    value: str = Field(description="Its value as the cycle run read it")
+
+
+class ClauseOut(BaseModel):
+    text: str = Field(description="The clause of the eligibility rule, in plain language")
+    used: list[FactUsed]
+    holds: bool | None = Field(description="true, false, or null when a value it needs is not known")
+    result: str
+
+
+class QuotaOut(BaseModel):
+    text: str = Field(description="The quota rule, in plain language")
+    used: list[FactUsed]
+    computed: str = Field(description="What the rule computed, before rounding and cap")
+    adjustments: list[str]
+    quantity: str = Field(description="What is granted, in the programme's unit")
+    unit: str
+
+
+class PolicyRef(BaseModel):
+    programme: str
+    version: int
+    sha256: str = Field(description="SHA-256 of the published policy text (canasta policy show)")
+
+
+class ExplanationOut(BaseModel):
+    entitlement: int
+    language: str = Field(description="en or es")
+    cycle: int
+    starts_on: str
+    ends_on: str
+    policy: PolicyRef
+    eligible: bool | None
+    summary: str
+    combine: str = Field(description="'and': every clause must hold; 'or': at least one")
+    clauses: list[ClauseOut]
+    quota: QuotaOut | None = Field(description="How the quantity was computed, when eligible")
+    appeal: str = Field(description="How to appeal the decision to a person")
