@@ -70,6 +70,12 @@ def postgres_database() -> Iterator[str]:
 def _reset_postgres(engine: sa.Engine) -> None:
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
+        # Declared attributes add columns (attr_*) that a TRUNCATE leaves behind.
+        for table, column in conn.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND left(column_name, 5) = 'attr_'"
+        ):
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         conn.execute(ledger_head.insert(), LEDGER_HEAD_SEED)
 

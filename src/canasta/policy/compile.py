@@ -68,6 +68,17 @@ def _int_div(ctx: _Context, left: str, right: str) -> str:
     return f"({left} // {right})" if ctx.dialect is Dialect.DUCKDB else f"({left} / {right})"
 
 
+def _floor(ctx: _Context, value: str) -> str:
+    """FLOOR, where it matters: for a positive value. SQLite has no FLOOR of its own (the
+    one SQLAlchemy installs is a Python function, slow and unable to take NULL), and its
+    CAST to INTEGER truncates, which is FLOOR for every value that can still grant
+    something; a value at or below zero grants nothing either way. Whole numbers stay
+    whole, so SQLite's ``/`` by the step then truncates as FLOOR would."""
+    if ctx.dialect is Dialect.SQLITE:
+        return f"CAST({value} AS INTEGER)"
+    return f"FLOOR({value})"
+
+
 def _string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -114,7 +125,13 @@ def _sql(node: exp.Expr, ctx: _Context, person: bool = False) -> str:
             return "1" if truth else "0"
         return "TRUE" if truth else "FALSE"
     if isinstance(node, exp.Null):
-        return "NULL"
+        kind = node.meta.get("type") if node.meta else None
+        if kind is None or ctx.dialect is Dialect.SQLITE:
+            return "NULL"
+        sql_type = {"number": _double(ctx), "boolean": "BOOLEAN", "text": "VARCHAR", "date": "DATE"}[
+            str(kind)
+        ]
+        return f"CAST(NULL AS {sql_type})"
     if isinstance(node, exp.Cast):
         value = _string(node.this.this)
         return value if ctx.dialect is Dialect.SQLITE else f"CAST({value} AS DATE)"
@@ -217,15 +234,15 @@ def _quantity(policy: Policy, quota: str, ctx: _Context) -> str:
     arithmetic is on doubles (exact for whole numbers below 2**53) so that no engine
     overflows or rounds differently before the cap; the capped whole number is then cast."""
     whole = "INTEGER" if ctx.dialect is Dialect.SQLITE else "BIGINT"
-    milli = f"FLOOR(CAST({quota} AS {_double(ctx)}) * 1000 + 0.5)"
+    milli = _floor(ctx, f"CAST({quota} AS {_double(ctx)}) * 1000 + 0.5")
     step = policy.step
     if step > 1:
         if policy.rounding is Rounding.DOWN:
-            milli = f"FLOOR({milli} / {step}) * {step}"
+            milli = _floor(ctx, f"{milli} / {step}") + f" * {step}"
         elif policy.rounding is Rounding.UP:
-            milli = f"FLOOR(({milli} + {step - 1}) / {step}) * {step}"
+            milli = _floor(ctx, f"({milli} + {step - 1}) / {step}") + f" * {step}"
         else:
-            milli = f"FLOOR(({milli} + {step // 2}) / {step}) * {step}"
+            milli = _floor(ctx, f"({milli} + {step // 2}) / {step}") + f" * {step}"
     cap = min(policy.cap or MAX_MILLI, MAX_MILLI)
     return f"CAST(CASE WHEN {milli} > {cap} THEN {cap} ELSE {milli} END AS {whole})"
 

@@ -169,12 +169,16 @@ def _truth(value: Value) -> Value:
 
 
 def evaluate(node: exp.Expr, facts: Mapping[str, Value]) -> Value:
-    """The value of a checked expression over one beneficiary's facts."""
+    """The value of a checked expression over one beneficiary's facts (or, inside an
+    aggregate, over one member's: ``person.age``, ``person.sex``, …)."""
     key = node.meta.get("fact") if node.meta else None
     if key is not None:
         return facts[str(key)]
     if isinstance(node, exp.Paren):
         return evaluate(node.this, facts)
+    if isinstance(node, exp.Column):
+        # A member's attribute inside an aggregate: its facts are keyed person.<name>.
+        return facts[f"{node.meta['owner']}.{node.meta['attribute']}"]
     if isinstance(node, exp.Literal):
         if node.is_string:
             return str(node.this)
@@ -251,6 +255,22 @@ def evaluate(node: exp.Expr, facts: Mapping[str, Value]) -> Value:
         value = evaluate(node.this, facts)
         return None if value is None else abs(value)
     raise AssertionError(f"unchecked node {node.key}")
+
+
+def aggregate(fact: Fact, members: Sequence[Mapping[str, Value]]) -> Value:
+    """An aggregate fact computed in Python over the members' values, as the SQL does."""
+    chosen = [m for m in members if fact.condition is None or _truth(evaluate(fact.condition, m)) is True]
+    if fact.function == "COUNT":
+        if fact.argument is None:
+            return len(chosen)
+        return sum(1 for m in chosen if evaluate(fact.argument, m) is not None)
+    assert fact.argument is not None
+    known = [v for v in (evaluate(fact.argument, m) for m in chosen) if v is not None]
+    if fact.function == "SUM":
+        return sum(known) if known else 0
+    if not known:
+        return None
+    return min(known) if fact.function == "MIN" else max(known)
 
 
 def _plain(value: Value) -> Value:

@@ -272,15 +272,20 @@ class _Checker:
             left = check(node.this, scope, depth)
             right = check(node.expression, scope, depth)
             self.same(node, left, right, "a comparison")
+            self.settle(node.this, right)
+            self.settle(node.expression, left)
             if isinstance(node, exp.EQ | exp.NEQ):
                 return Type.BOOLEAN
             if Type.BOOLEAN in (left, right):
                 self.bad(node, "true and false cannot be ordered; compare them with = or <>")
             return Type.BOOLEAN
         if isinstance(node, exp.Between):
-            kinds = [check(n, scope, depth) for n in (node.this, node.args["low"], node.args["high"])]
+            parts = [node.this, node.args["low"], node.args["high"]]
+            kinds = [check(n, scope, depth) for n in parts]
             for other in kinds[1:]:
                 self.same(node, kinds[0], other, "BETWEEN")
+            for part in parts:
+                self.settle(part, _one(_unify(kinds)))
             return Type.BOOLEAN
         if isinstance(node, exp.And | exp.Or):
             self.expect(node.this, scope, depth, Type.BOOLEAN, node.key.upper())
@@ -300,7 +305,8 @@ class _Checker:
                 return Type.BOOLEAN
             left = check(node.this, scope, depth)
             for item in node.expressions:
-                if not isinstance(item, exp.Literal | exp.Boolean | exp.Neg | exp.Cast):
+                literal = item.this if isinstance(item, exp.Neg) else item
+                if not isinstance(literal, exp.Literal | exp.Boolean | exp.Null | exp.Cast):
                     self.bad(item, "an IN list holds only literal values")
                     continue
                 self.same(item, left, check(item, scope, depth), "an IN list")
@@ -309,11 +315,14 @@ class _Checker:
             return self.case(node, scope, depth)
         if isinstance(node, exp.Coalesce | exp.Least | exp.Greatest):
             name = {exp.Coalesce: "COALESCE", exp.Least: "LEAST", exp.Greatest: "GREATEST"}[type(node)]
-            kinds = [check(a, scope, depth) for a in [node.this, *node.expressions]]
+            arguments = [node.this, *node.expressions]
+            kinds = [check(a, scope, depth) for a in arguments]
             found = _unify(kinds)
             if found is False:
                 self.bad(node, f"the values of {name} must all be of one type")
                 return None
+            for argument in arguments:
+                self.settle(argument, _one(found))
             if name != "COALESCE" and found not in (Type.NUMBER, Type.DATE, None):
                 self.bad(node, f"{name} compares numbers or dates")
             return _one(found)
@@ -341,7 +350,28 @@ class _Checker:
         found = self.check(node, scope, depth)
         if found is not None and found is not want:
             self.bad(node, f"{what} needs a {want.value}, and this is a {found.value}")
+        self.settle(node, want)
         return want
+
+    def settle(self, node: exp.Expr, kind: Type | None) -> None:
+        """Give a bare NULL the type its place expects, so that every engine (PostgreSQL
+        will not guess) reads it the same way."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if kind is None or self.types.get(id(node)) is not None:
+            return
+        if isinstance(node, exp.Null):
+            self.types[id(node)] = kind
+        elif isinstance(node, exp.Coalesce | exp.Least | exp.Greatest):
+            self.types[id(node)] = kind
+            for argument in [node.this, *node.expressions]:
+                self.settle(argument, kind)
+        elif isinstance(node, exp.Case):
+            self.types[id(node)] = kind
+            for branch in node.args.get("ifs") or []:
+                self.settle(branch.args["true"], kind)
+            if node.args.get("default") is not None:
+                self.settle(node.args["default"], kind)
 
     def same(self, node: exp.Expr, left: Type | None, right: Type | None, what: str) -> None:
         if left is not None and right is not None and left is not right:
@@ -362,6 +392,10 @@ class _Checker:
         if found is False:
             self.bad(node, "every THEN and ELSE of a CASE must give the same type")
             return None
+        for branch in node.args.get("ifs") or []:
+            self.settle(branch.args["true"], _one(found))
+        if node.args.get("default") is not None:
+            self.settle(node.args["default"], _one(found))
         return _one(found)
 
     def attribute(self, node: exp.Column, scope: Owner) -> Type | None:
@@ -391,6 +425,12 @@ class _Checker:
             other = self.catalogue.attributes.get(name)
             if other is None:
                 self.bad(node, f"{name!r} is not a declared attribute{_suggest(name, self.catalogue)}")
+            elif scope is Owner.PERSON and not owner_name:
+                self.bad(
+                    node, f"inside an aggregate over members only members' attributes are used, not {name!r}"
+                )
+            elif other.belongs_to is Owner.VEHICLE and self.per is not Owner.VEHICLE:
+                self.bad(node, f"{name!r} belongs to a vehicle, and this programme is per household")
             else:
                 self.bad(node, f"{name!r} belongs to a {other.belongs_to.value}, not a {owner.value}")
             return None
@@ -545,6 +585,7 @@ def check_expression(
         )
     tree = _parse(text, source)
     found = checker.check(tree, per)
+    checker.settle(tree, want)
     if want is not None and found is not None and found is not want and not checker.problems:
         checker.bad(tree, f"{what} must give a {want.value}, and this gives a {found.value}")
     if checker.problems:
