@@ -210,13 +210,13 @@ POLICIES = st.tuples(
 
 
 @pytest.fixture
-def registry(engine: sa.Engine) -> Iterator[tuple[sa.Engine, dict[int, Household]]]:
+def registry(engine: sa.Engine) -> tuple[sa.Engine, dict[int, Household]]:
     rules.declare_schema(engine, SCHEMA, "schema.toml")
     homes = _registry()
     registry_service.import_households(engine, homes)
     with engine.connect() as conn:
         ids = dict(conn.execute(sa.select(households_table.c.ref, households_table.c.id)).all())
-    yield engine, {int(ids[h.ref]): h for h in homes}
+    return engine, {int(ids[h.ref]): h for h in homes}
 
 
 def _same(found: Any, expected: Any) -> bool:

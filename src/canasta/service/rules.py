@@ -162,23 +162,24 @@ def check_policy(engine: sa.Engine, text: str, filename: str) -> Policy:
 
 
 def _check(conn: sa.Connection, text: str, filename: str) -> Policy:
+    """Check ``text`` against its programme (whose kind decides what bare names mean)."""
     known = catalogue(conn)
-    first = parse_policy(text, filename, known)
     try:
-        programme = _programme(conn, first.programme)
+        named = tomllib.loads(text).get("programme")
+    except tomllib.TOMLDecodeError:
+        named = None
+    if not isinstance(named, str) or not named.strip():
+        return parse_policy(text, filename, known)  # reports what is wrong with it
+    try:
+        programme = _programme(conn, named.strip())
     except NotFound:
         line = next((i for i, x in enumerate(text.splitlines(), 1) if x.strip().startswith("programme")), 1)
         raise PolicyRejected(
             f"{filename}: no such programme",
-            [
-                Problem(
-                    filename, line, 1, first.programme, f"there is no programme called {first.programme!r}"
-                )
-            ],
+            [Problem(filename, line, 1, named, f"there is no programme called {named!r}")],
         ) from None
-    if programme.per is BeneficiaryKind.VEHICLE:
-        return parse_policy(text, filename, known, Owner.VEHICLE)
-    return first
+    per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
+    return parse_policy(text, filename, known, per)
 
 
 @dataclass(frozen=True, slots=True)
