@@ -244,3 +244,69 @@ def test_idempotency_keys_must_be_plain_printable_ascii(client: TestClient, worl
         "/api/v1/redemptions", json=payload, headers=auth(world) | {"Idempotency-Key": "x" * 129}
     )
     assert_problem(as_header, 422, "invalid-input")
+
+
+def _food_entitlement(client: TestClient, world: World, ref: str = "H2") -> tuple[int, str]:
+    card = format_card_id(world.household_cards[ref])
+    balance = client.get(f"/api/v1/cards/{card}/balance", headers=auth(world, "shop-1"))
+    assert balance.status_code == 200, balance.text
+    line = next(b for b in balance.json()["balances"] if b["programme"] == "food")
+    return int(line["entitlement"]), card
+
+
+def test_a_card_holder_reads_why_in_english_and_spanish(client: TestClient, world: World) -> None:
+    entitlement, card = _food_entitlement(client, world)
+    answer = client.get(f"/api/v1/entitlements/{entitlement}/explanation", headers={"Canasta-Card": card})
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["policy"]["programme"] == "food" and found["policy"]["version"] == 1
+    assert len(found["policy"]["sha256"]) == 64
+    assert found["eligible"] is True and found["combine"] == "and"
+    assert found["quota"]["text"] == "2 + 1.5 × number of household members"
+    assert found["quota"]["used"] == [{"what": "number of household members", "value": "2"}]
+    assert found["quota"]["quantity"] == "5" and found["quota"]["unit"] == "kg"
+    assert found["summary"] == "Entitled to 5 kg of food this cycle."
+    assert "appeal" in found["appeal"]
+    spanish = client.get(
+        f"/api/v1/entitlements/{entitlement}/explanation",
+        headers={"Canasta-Card": card, "Accept-Language": "es-PE,es;q=0.9"},
+    ).json()
+    assert spanish["language"] == "es" and spanish["summary"] == "Le corresponden 5 kg de food en este ciclo."
+    assert spanish["quota"]["text"] == "2 + 1.5 × número de miembros del hogar"
+    english = client.get(
+        f"/api/v1/entitlements/{entitlement}/explanation?lang=en",
+        headers={"Canasta-Card": card, "Accept-Language": "es"},
+    ).json()
+    assert english["language"] == "en"
+
+
+def test_an_explanation_is_not_found_for_another_card_or_none(client: TestClient, world: World) -> None:
+    entitlement, _ = _food_entitlement(client, world, "H2")
+    other = format_card_id(world.household_cards["H3"])
+    wrong = client.get(f"/api/v1/entitlements/{entitlement}/explanation", headers={"Canasta-Card": other})
+    assert_problem(wrong, 404, "not-found")
+    missing = client.get(
+        f"/api/v1/entitlements/{entitlement + 1000}/explanation", headers={"Canasta-Card": other}
+    )
+    assert wrong.json()["detail"] == missing.json()["detail"].replace(
+        str(entitlement + 1000), str(entitlement)
+    )
+    assert client.get(f"/api/v1/entitlements/{entitlement}/explanation").status_code == 422
+    assert_problem(
+        client.get(f"/api/v1/entitlements/{entitlement}/explanation", headers={"Canasta-Card": "nonsense"}),
+        422,
+        "malformed-card-id",
+    )
+    assert (
+        client.get(
+            f"/api/v1/entitlements/{entitlement}/explanation?lang=fr", headers={"Canasta-Card": other}
+        ).status_code
+        == 422
+    )
+
+
+def test_a_withdrawn_card_reads_no_explanation(client: TestClient, world: World, engine: sa.Engine) -> None:
+    entitlement, card = _food_entitlement(client, world)
+    card_service.withdraw_card(engine, world.household_cards["H2"], CardStatus.LOST)
+    answer = client.get(f"/api/v1/entitlements/{entitlement}/explanation", headers={"Canasta-Card": card})
+    assert_problem(answer, 404, "not-found")

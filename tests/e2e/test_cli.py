@@ -216,3 +216,61 @@ def test_a_schema_file_is_checked(capsys: pytest.CaptureFixture[str], tmp_path: 
     schema.write_text(schema.read_text().replace("monthly_income", "voted_last"), encoding="utf-8")
     assert run(["registry", "check-schema", str(schema)]) == 1
     assert "voting or turnout" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_programme_officer_declares_previews_publishes_runs_and_explains(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_rules import FOOD_V2, PEOPLE, SCHEMA
+
+    (tmp_path / "schema.toml").write_text(SCHEMA, encoding="utf-8")
+    (tmp_path / "people.csv").write_text(PEOPLE, encoding="utf-8")
+    (tmp_path / "food-v2.toml").write_text(FOOD_V2, encoding="utf-8")
+    db = database_url
+    code, out, _ = canasta(capsys, db, "registry", "declare", str(tmp_path / "schema.toml"))
+    assert code == 0 and "3 added, 0 removed" in out
+    assert canasta(capsys, db, "registry", "import", str(tmp_path / "people.csv"))[0] == 0
+    assert canasta(capsys, db, *FOOD)[0] == 0
+    code, out, _ = canasta(capsys, db, "policy", "check", str(tmp_path / "food-v2.toml"))
+    assert code == 0 and "food version 2 checks" in out
+    code, out, _ = canasta(
+        capsys, db, "policy", "diff", "published", str(tmp_path / "food-v2.toml"), "--period", "2026-12"
+    )
+    assert code == 0 and "(all) │ 4 │ 0 │ 2 │ 2 │ 0 │ 0 │ 8 │ 39" in out
+    assert "H1 (Puno): 2 → 21 kg" in out
+    code, out, _ = canasta(capsys, db, "policy", "publish", str(tmp_path / "food-v2.toml"))
+    assert code == 0 and "Published food version 2" in out and "superseding version 1" in out
+    code, out, _ = canasta(capsys, db, "cycle", "run", "food", "2026-12")
+    assert code == 0 and "Ran food cycle 1 (2026-12-01 to 2026-12-30): 2 entitlements, 39 in all" in out
+    code, out, _ = canasta(capsys, db, "explain", "food", "H1", "--lang", "es")
+    assert code == 0 and "Le corresponden 21 kg de food en este ciclo." in out
+    assert "✓ ingreso mensual es menor que 1500 → sí (ingreso mensual: 800 PEN)" in out
+    code, out, _ = canasta(capsys, db, "explain", "food", "H2")
+    assert code == 0 and "✗ monthly income is less than 1500 → no" in out
+    code, out, _ = canasta(capsys, db, "policy", "show", "food")
+    assert code == 0 and 'quota = "10 + 4 * members' in out
+    report = tmp_path / "coverage.toml"
+    report.write_text('title = "Coverage"\nprogramme = "food"\ngroup_by = ["region"]\nmin_group = 1\n')
+    code, out, _ = canasta(capsys, db, "report", "run", str(report), "--out", str(tmp_path / "rows.csv"))
+    assert code == 0 and "Puno │ 1 │ 1 │ 100.0% │ 21" in out
+    assert (tmp_path / "rows.csv").read_text().splitlines()[0].startswith("region,households,entitled")
+    assert canasta(capsys, db, "audit")[0] == 0
+
+
+def test_policy_mistakes_name_file_line_column_and_token(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    assert canasta(capsys, database_url, *FOOD)[0] == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'programme = "food"\nversion = 2\neligible = """\nmembers > 1\n  AND voto = 1"""\nquota = "sqrt(2)"\n'
+    )
+    code, _, err = canasta(capsys, database_url, "policy", "publish", str(bad))
+    assert code == 1
+    assert "Error: bad.toml: 2 problem(s) in the policy; nothing was changed." in err
+    assert "bad.toml, line 5, column 7 at 'voto': 'voto' refers to voting or turnout" in err
+    assert "bad.toml, line 6, column 10 at 'SQRT': SQRT is not an allowed function" in err
+    code, _, err = canasta(capsys, database_url, "cycle", "run", "food", "2026-13")
+    assert code == 1 and "'2026-13' is not a period" in err
+    code, _, err = canasta(capsys, database_url, "explain", "food", "H1", "--lang", "fr")
+    assert code == 1 and "explanations are in en (English) or es (Spanish)" in err

@@ -452,7 +452,7 @@ def policy_diff(
     unit = impact.unit
     table = Table(
         "region",
-        "beneficiaries",
+        f"{impact.per}s",
         "gain",
         "lose",
         "more",

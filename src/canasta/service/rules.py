@@ -323,6 +323,7 @@ class Impact:
     starts_on: date
     regions: list[RegionImpact]
     examples: dict[str, list[Example]] = field(default_factory=dict)
+    per: str = "household"
 
     @property
     def totals(self) -> RegionImpact:
@@ -415,6 +416,7 @@ def diff_policies(
             starts,
             list(regions.values()),
             found,
+            new.per.value,
         )
 
 
