@@ -144,6 +144,10 @@ def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "redeemed" in out and "Throughput:" in out
     assert "Audit passed" in out
     assert "all answered with their first receipt" in out
+    # The cycles ran under the published policies, whose files the demo leaves to read.
+    assert "fuel │ v2 ·" in out and "food-basket │ v2 ·" in out
+    assert "Policy v2 (sha256" in out and "Política v2 (sha256" in out
+    assert (tmp_path / "demo" / "food-basket-v2.toml").read_text().startswith('programme = "food-basket"')
     assert f"canasta serve --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
     assert f"canasta audit --db sqlite:///{tmp_path / 'demo' / 'canasta.db'}" in out
     again = run(["demo", "--households", "300", "--seconds", "1", "--dir", str(tmp_path / "demo")])

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -33,21 +34,29 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import cards, entitlements, programmes
+from canasta.adapters.tables import cards, entitlements, households, programmes
 from canasta.domain.errors import CanastaError
 from canasta.domain.model import BeneficiaryKind, CardStatus, OutletKind, Programme
 from canasta.domain.quantity import format_milli, to_milli, to_units
-from canasta.entrypoints.synthetic import generate
+from canasta.entrypoints.render import print_explanation
+from canasta.entrypoints.synthetic import FOOD_POLICY, FUEL_POLICY, SCHEMA, generate
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
 from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
+from canasta.service import rules
 from canasta.service.bootstrap import open_database
 from canasta.service.settings import Settings
 
 #: Marks a directory the demo made, so a later demo may replace it (and no other).
 MARKER = ".canasta-demo"
+#: The registry schema and the published policies, written where the user can read them.
+RULE_FILES = {
+    "schema.toml": SCHEMA,
+    "fuel-v2.toml": FUEL_POLICY,
+    "food-basket-v2.toml": FOOD_POLICY,
+}
 
 FUEL = Programme("fuel", "litre", BeneficiaryKind.VEHICLE, 30, quota_fixed=to_milli(60))
 FOOD = Programme(
@@ -92,10 +101,17 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             )
         console.print(f"Replacing the previous demo in {directory}/")
         for old in directory.iterdir():
-            if old.name.startswith("canasta.db") or old.name in (MARKER, "outlet-tokens.csv", "server.log"):
+            if old.name.startswith("canasta.db") or old.name in (
+                MARKER,
+                "outlet-tokens.csv",
+                "server.log",
+                *RULE_FILES,
+            ):
                 old.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MARKER).write_text("made by canasta demo; the next demo here replaces it\n")
+    for name, text in RULE_FILES.items():
+        (directory / name).write_text(text, encoding="utf-8")
     url = f"sqlite:///{db_file.resolve()}"
     engine = open_database(Settings.load(url))
     rng = random.Random(options.seed)
@@ -107,18 +123,23 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     with Progress(
         TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        step = progress.add_task("Generating the registry", total=7)
+        step = progress.add_task("Generating the registry", total=9)
         country = generate(options.households, options.vehicles, options.outlets, options.seed, date.today())
+        progress.update(step, advance=1, description="Declaring the registry schema")
+        rules.declare_schema(engine, SCHEMA, "schema.toml")
         progress.update(step, advance=1, description="Enrolling households and people")
         registry_service.import_households(engine, country.households)
         progress.update(step, advance=1, description="Enrolling vehicles")
         registry_service.import_vehicles(engine, country.vehicles)
         progress.update(step, advance=1, description="Registering outlets")
         tokens = outlet_service.create_outlets(engine, country.outlets)
-        progress.update(step, advance=1, description="Defining programmes, opening cycles")
-        for programme in (FUEL, FOOD):
+        progress.update(step, advance=1, description="Publishing policies")
+        published = []
+        for programme, name in ((FUEL, "fuel-v2.toml"), (FOOD, "food-basket-v2.toml")):
             programme_service.create_programme(engine, replace(programme))  # ids are set on it
-            programme_service.open_cycle(engine, programme.name)
+            published.append(rules.publish_policy(engine, RULE_FILES[name], name))
+        progress.update(step, advance=1, description="Running the cycles")
+        summaries = [programme_service.run_cycle(engine, p.name, date.today()) for p in (FUEL, FOOD)]
         progress.update(step, advance=1, description="Issuing cards")
         issued = card_service.issue_missing_cards(engine)
         progress.update(step, advance=1, description="Withdrawing and reissuing lost cards")
@@ -132,6 +153,22 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 card_service.withdraw_card(engine, card.card_id, CardStatus.REVOKED)
         progress.update(step, advance=1, description="Registry ready")
     _write_tokens(directory / "outlet-tokens.csv", tokens)
+    rules_table = Table("programme", "published policy", "who is eligible", "entitled", "granted")
+    for policy, summary, programme in zip(published, summaries, (FUEL, FOOD), strict=True):
+        eligible = str(tomllib.loads(RULE_FILES[f"{programme.name}-v2.toml"])["description"])
+        population = options.vehicles if programme.per is BeneficiaryKind.VEHICLE else options.households
+        rules_table.add_row(
+            programme.name,
+            f"v{policy.version} · {policy.sha256[:12]}",
+            eligible,
+            f"{summary.entitlements:,} of {population:,}",
+            f"{to_units(summary.total):,f} {programme.unit}",
+        )
+    console.print(rules_table)
+    console.print(
+        f"Rules in {directory}/: schema.toml (what the registry may hold and why), fuel-v2.toml and "
+        "food-basket-v2.toml (who gets how much); every entitlement names its policy and the facts it used."
+    )
     console.print(
         f"Enrolled {sum(len(h.members) for h in country.households):,} people; issued "
         f"{len(issued):,} cards; {len(withdrawn):,} withdrawn ({reissued:,} reported lost and "
@@ -213,6 +250,35 @@ def _active_cards(engine: sa.Engine) -> dict[str, list[tuple[str, int]]]:
     for row in rows:
         found[row.beneficiary_kind].append((row.id, int(row.quantity)))
     return found
+
+
+def _examples(engine: sa.Engine, active: dict[str, list[tuple[str, int]]]) -> tuple[str, str, int]:
+    """A household granted the food basket (the one whose card the demo prints), one that
+    was not, and the first one's entitlement id."""
+    card = active["household"][0][0] if active["household"] else ""
+    with transaction(engine, write=False) as conn:
+        mine = conn.execute(
+            sa.select(households.c.ref, entitlements.c.id)
+            .join(cards, cards.c.beneficiary_id == households.c.id)
+            .join(
+                entitlements,
+                sa.and_(
+                    entitlements.c.beneficiary_id == households.c.id,
+                    entitlements.c.beneficiary_kind == "household",
+                ),
+            )
+            .where(cards.c.id == card, cards.c.beneficiary_kind == "household")
+            .limit(1)
+        ).one_or_none()
+        food = sa.select(entitlements.c.beneficiary_id).where(
+            entitlements.c.beneficiary_kind == "household",
+            entitlements.c.programme_id
+            == sa.select(programmes.c.id).where(programmes.c.name == FOOD.name).scalar_subquery(),
+        )
+        refused = conn.scalar(
+            sa.select(households.c.ref).where(households.c.id.not_in(food)).order_by(households.c.id).limit(1)
+        )
+    return (mine.ref if mine else ""), (refused or ""), (int(mine.id) if mine else 0)
 
 
 def _free_port() -> int:
@@ -407,6 +473,13 @@ def _report(
         )
         console.print(f"Retries: {tally.retries_checked:,}, {verdict}.")
     report = audit_service.run_audit(engine)
+    granted, refused, entitlement = _examples(engine, active)
+    console.rule("[bold]Why: explanations a beneficiary can read")
+    if granted:
+        print_explanation(console, rules.explain_beneficiary(engine, FOOD.name, granted))
+    if refused:
+        console.print()
+        print_explanation(console, rules.explain_beneficiary(engine, FOOD.name, refused, language="es"))
     engine.dispose()
     if report.ok:
         console.print(
@@ -425,6 +498,19 @@ def _report(
     console.print(f"  {canasta} serve --db {url} --port {port}", soft_wrap=True)
     console.print(
         f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/cards/{card}/balance",
+        soft_wrap=True,
+    )
+    if entitlement:
+        console.print(
+            f"  curl -H 'Canasta-Card: {card}' "
+            f"'http://127.0.0.1:{port}/api/v1/entitlements/{entitlement}/explanation?lang=es'",
+            soft_wrap=True,
+        )
+    if refused:
+        console.print(f"  {canasta} explain {FOOD.name} {refused} --db {url}", soft_wrap=True)
+    console.print(
+        f"  {canasta} policy diff published {directory}/food-basket-v2.toml --db {url}   "
+        "# edit the file first",
         soft_wrap=True,
     )
     console.print(f"  {canasta} audit --db {url}", soft_wrap=True)

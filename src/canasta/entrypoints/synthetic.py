@@ -73,6 +73,69 @@ REGIONS = {
 }
 STREETS = ["Calle", "Avenida", "Pasaje", "Rua", "Camino"]
 
+#: What the synthetic registry declares: each attribute with its need category and purpose.
+SCHEMA = """\
+# The demo country's registry schema: every attribute a rule may use, and why it is held.
+
+[attributes.monthly_income]
+type = "decimal"
+unit = "CLP thousand"
+belongs_to = "household"
+category = "income and assets"
+purpose = "Income the household declared at registration, for means-tested programmes."
+label_en = "monthly income"
+label_es = "ingreso mensual"
+
+[attributes.disabled]
+type = "boolean"
+unit = ""
+belongs_to = "person"
+category = "disability and care needs"
+purpose = "Whether the member lives with a disability that needs daily care."
+label_en = "a disability that needs care"
+label_es = "una discapacidad que requiere cuidado"
+
+[attributes.commercial_use]
+type = "boolean"
+unit = ""
+belongs_to = "vehicle"
+category = "vehicle"
+purpose = "Whether the vehicle earns the household's living (taxi, delivery, small haulage)."
+label_en = "used for work"
+label_es = "de uso laboral"
+"""
+
+#: The published policies the demo runs its cycles under (version 1 of each programme is
+#: the fixed quota it was created with).
+FUEL_POLICY = """\
+programme = "fuel"
+version = 2
+description = "Fuel for households' vehicles: more for vehicles that earn a living, none above a high income."
+eligible = "COALESCE(household.monthly_income, 0) < 3000"
+quota = \"\"\"
+CASE kind WHEN 'motorcycle' THEN 20 WHEN 'truck' THEN 100 ELSE 50 END
+  + CASE WHEN commercial_use THEN 40 ELSE 0 END
+\"\"\"
+cap = 120
+rounding = "down"
+step = 5
+"""
+
+FOOD_POLICY = """\
+programme = "food-basket"
+version = 2
+description = "A food basket for low-income households and those caring for a disabled or older member."
+eligible = \"\"\"
+monthly_income < 900
+  OR COUNT(*) FILTER (WHERE disabled) > 0
+  OR COUNT(*) FILTER (WHERE age >= 65) > 0
+\"\"\"
+quota = "4 + 2.5 * members + 2 * COUNT(*) FILTER (WHERE age < 5)"
+cap = 30
+rounding = "down"
+step = 0.5
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Country:
@@ -97,6 +160,9 @@ def generate(households: int, vehicles: int, outlets: int, seed: int, today: dat
             municipality=municipality,
             address=f"{rng.choice(STREETS)} {rng.choice(FAMILY)} {rng.randint(1, 2999)}",
         )
+        # Declared income in thousands, roughly log-normal; one in twenty not declared.
+        income = None if rng.random() < 0.05 else round(rng.lognormvariate(6.8, 0.6), 1)
+        home.attributes = {"monthly_income": income}
         size = min(1 + int(rng.expovariate(1 / 2.2)), 9)
         phone = f"+56 9 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"
         for m in range(size):
@@ -113,6 +179,7 @@ def generate(households: int, vehicles: int, outlets: int, seed: int, today: dat
                     sex="F" if female else "M",
                     date_of_birth=today - timedelta(days=age_days),
                     phone=phone if adult else "",
+                    attributes={"disabled": rng.random() < 0.04},
                 )
             )
         homes.append(home)
@@ -122,7 +189,14 @@ def generate(households: int, vehicles: int, outlets: int, seed: int, today: dat
         owner = homes[rng.randrange(len(homes))]
         kind = rng.choices(["car", "motorcycle", "truck", "van"], weights=[70, 20, 5, 5])[0]
         plate = "".join(rng.choice(letters) for _ in range(4)) + f"{n % 100:02d}"
-        cars.append(Vehicle(plate=f"{plate}{n // 100:04d}", kind=kind, household_ref=owner.ref))
+        cars.append(
+            Vehicle(
+                plate=f"{plate}{n // 100:04d}",
+                kind=kind,
+                household_ref=owner.ref,
+                attributes={"commercial_use": rng.random() < (0.6 if kind in ("truck", "van") else 0.08)},
+            )
+        )
     places: list[Outlet] = []
     for n in range(1, outlets + 1):
         kind = OutletKind.FUEL_STATION if n % 5 in (1, 3) else OutletKind.SHOP
