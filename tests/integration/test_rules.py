@@ -398,3 +398,16 @@ def test_households_keep_their_values_when_members_are_added(engine: sa.Engine, 
             == 10.0
         )
         assert conn.scalar(sa.select(sa.func.count()).select_from(cycles)) == 0
+
+
+def test_the_audit_notices_an_entitlement_restamped_or_its_facts_moved(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    food_world(engine, tmp_path)
+    rules.publish_policy(engine, FOOD_V2, "food-v2.toml")
+    programme_service.run_cycle(engine, "food", date(2026, 12, 1))
+    with engine.begin() as conn:
+        first = conn.scalar(sa.select(policies.c.id).where(policies.c.version == 1))
+        conn.execute(entitlements.update().values(policy_id=first))
+    problems = run_audit(engine).problems
+    assert any("but cycle 1 ran under" in p for p in problems), problems

@@ -130,6 +130,22 @@ def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: Aud
             .limit(20)
         ):
             report.records.append(f"{label} {found.id} names policy {found.policy_id}, which does not exist")
+    # Every entitlement was granted by its cycle's last run, under that run's policy.
+    for found in conn.execute(
+        sa.select(
+            entitlements.c.id,
+            entitlements.c.policy_id,
+            cycles.c.id.label("cycle"),
+            cycles.c.policy_id.label("ran"),
+        )
+        .join(cycles, cycles.c.id == entitlements.c.cycle_id)
+        .where(entitlements.c.policy_id.is_distinct_from(cycles.c.policy_id))
+        .order_by(entitlements.c.id)
+        .limit(20)
+    ):
+        report.records.append(
+            f"entitlement {found.id} names policy {found.policy_id}, but cycle {found.cycle} ran under {found.ran}"
+        )
 
 
 def _check_cycles(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
