@@ -131,7 +131,7 @@ def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: Aud
         ):
             report.records.append(f"{label} {found.id} names policy {found.policy_id}, which does not exist")
     # Every entitlement was granted by its cycle's last run, under that run's policy.
-    for found in conn.execute(
+    for stamped in conn.execute(
         sa.select(
             entitlements.c.id,
             entitlements.c.policy_id,
@@ -144,7 +144,8 @@ def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: Aud
         .limit(20)
     ):
         report.records.append(
-            f"entitlement {found.id} names policy {found.policy_id}, but cycle {found.cycle} ran under {found.ran}"
+            f"entitlement {stamped.id} names policy {stamped.policy_id}, "
+            f"but cycle {stamped.cycle} ran under {stamped.ran}"
         )
 
 
