@@ -99,6 +99,18 @@ SMUGGLED = {
         "opposition_supporter",
         "chavista",
     ],
+    "health beyond declared need categories": [
+        "diagnosis",
+        "hiv_status",
+        "VIH",
+        "historia_clinica",
+        "MentalHealth",
+        "salud_mental",
+        "diagnostico_psiquiatrico",
+        "medical_record_no",
+        "tuberculose",
+        "grupo-sanguíneo",
+    ],
 }
 
 NEEDS = [
@@ -139,6 +151,8 @@ NEEDS = [
     "school_attendance",
     "afiliado_eps",
     "electricity_access",
+    "hearing_aids",
+    "care_hours",
 ]
 
 

@@ -2,10 +2,11 @@
 
 No attribute of a protected category may be declared, imported, or referenced by a rule, a
 report or a check: political opinion, voting or turnout, party or movement membership,
-religion or belief, ethnicity, race or national origin, union membership, and sexual life
-or orientation. This module recognises such names, in English, Spanish, Portuguese and
-French, whatever their case, accents, separators or camelCase, including common
-abbreviations and synonyms, and says which category a name belongs to.
+religion or belief, ethnicity, race or national origin, union membership, sexual life or
+orientation, and health beyond the declared need categories (a diagnosis, a medical
+record). This module recognises such names, in English, Spanish, Portuguese and French,
+whatever their case, accents, separators or camelCase, including common abbreviations and
+synonyms, and says which category a name belongs to.
 
 What it cannot do: recognise an attribute deliberately given an innocent name (``x7``,
 ``flag_b``). That is caught only by publication and review, which is why schemas and rules
@@ -392,6 +393,65 @@ _CATEGORIES: dict[str, tuple[frozenset[str], tuple[str, ...], frozenset[tuple[st
                 ("sexual", "life"),
                 ("sexual", "partner"),
                 ("sexual", "partners"),
+            }
+        ),
+    ),
+    # Health beyond the declared need categories: a disability or a care need is declared
+    # as such ("disability and care needs"); a diagnosis, a condition or a medical record is
+    # not something a ration depends on.
+    "health beyond declared need categories": (
+        frozenset(
+            {
+                "diagnosis",
+                "diagnostico",
+                "diagnostique",
+                "hiv",
+                "vih",
+                "sida",
+                "hepatitis",
+                "hepatite",
+                "tuberculosis",
+                "tuberculose",
+                "cancer",
+                "oncology",
+                "oncologia",
+                "psychiatric",
+                "psiquiatrico",
+                "psiquiatria",
+                "psychiatrique",
+                "medication",
+                "medicacion",
+                "medicamento",
+                "medicamentos",
+                "prescription",
+                "receta",
+                "abortion",
+                "aborto",
+                "avortement",
+                "addiction",
+                "adiccion",
+                "adicao",
+            }
+        ),
+        ("diagnos", "psychiatr", "psiquiatr", "oncolog"),
+        frozenset(
+            {
+                ("medical", "record"),
+                ("medical", "history"),
+                ("historia", "clinica"),
+                ("historial", "medico"),
+                ("prontuario", "medico"),
+                ("dossier", "medical"),
+                ("mental", "health"),
+                ("salud", "mental"),
+                ("saude", "mental"),
+                ("sante", "mentale"),
+                ("health", "condition"),
+                ("condicion", "medica"),
+                ("blood", "type"),
+                ("grupo", "sanguineo"),
+                ("drug", "use"),
+                ("consumo", "drogas"),
             }
         ),
     ),
