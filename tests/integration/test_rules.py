@@ -411,3 +411,17 @@ def test_the_audit_notices_an_entitlement_restamped_or_its_facts_moved(
         conn.execute(entitlements.update().values(policy_id=first))
     problems = run_audit(engine).problems
     assert any("but cycle 1 ran under" in p for p in problems), problems
+
+
+def test_a_programme_from_before_policies_runs_under_its_fixed_quota(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    food_world(engine, tmp_path)
+    with engine.begin() as conn:  # as a database upgraded from schema 0001 would be
+        conn.execute(policies.delete())
+        conn.execute(ledger_entries.delete())
+        conn.exec_driver_sql("UPDATE ledger_head SET seq = 0, entry_hash = '" + "0" * 64 + "'")
+    programme_service.run_cycle(engine, "food", date(2026, 12, 1))
+    assert granted(engine) == {"H1": 9000, "H2": 7000, "H3": 9000, "H4": 7000}
+    assert rules.published_text(engine, "food")[0] == 1
+    assert run_audit(engine).ok

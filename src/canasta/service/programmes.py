@@ -50,11 +50,15 @@ def create_programme(engine: sa.Engine, programme: Programme) -> Programme:
             },
         ).scalar_one()
         # Every cycle is run under a published policy; the first is the quota given here.
-        text = rules.fixed_quota_policy(programme)
-        rules.publish_checked(
-            conn, parse_policy(text, f"{programme.name} v1", rules.catalogue(conn), _owner(programme))
-        )
+        _publish_fixed_quota(conn, programme)
     return programme
+
+
+def _publish_fixed_quota(conn: sa.Connection, programme: Programme) -> None:
+    text = rules.fixed_quota_policy(programme)
+    rules.publish_checked(
+        conn, parse_policy(text, f"{programme.name} v1", rules.catalogue(conn), _owner(programme))
+    )
 
 
 def _owner(programme: Programme) -> Owner:
@@ -114,7 +118,12 @@ def run_cycle(engine: sa.Engine, name: str, starts_on: date) -> CycleSummary:
         ledger_repo.lock_head(conn)
         programme = get_programme(conn, name)
         assert programme.id is not None
-        policy_id, policy = rules.current_policy(conn, programme)
+        try:
+            policy_id, policy = rules.current_policy(conn, programme)
+        except NotFound:
+            # A programme created before policies existed: its fixed quota becomes version 1.
+            _publish_fixed_quota(conn, programme)
+            policy_id, policy = rules.current_policy(conn, programme)
         existing = conn.execute(
             sa.select(cycles).where(cycles.c.programme_id == programme.id, cycles.c.starts_on == starts_on)
         ).one_or_none()
