@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from canasta.adapters.tables import households as households_table
 from canasta.domain.model import Household, Person
-from canasta.policy.compile import Dialect, column_name, compile_select
+from canasta.policy.compile import Dialect, column_name, compile_grant, compile_select
 from canasta.policy.document import Policy, parse_policy
 from canasta.policy.explain import aggregate, evaluate, quantity
 from canasta.service import registry as registry_service
@@ -140,6 +140,16 @@ PERSON_BOOL = st.sampled_from(
         "disabled AND age < 18",
         "disabled OR hours_care >= 3",
         "COALESCE(disabled, FALSE)",
+        "age <= 17",
+        "age > 60",
+        "age = 3",
+        "age <> 40",
+        "70 < age",
+        "18 >= age",
+        "age < 4.5",
+        "age >= 0",
+        "age BETWEEN 0 AND 4",
+        "age < 200",
     ]
 )
 
@@ -239,6 +249,19 @@ def _compare(policy: Policy, rows: Sequence[Any], homes: dict[int, Household]) -
             assert int(row[3]) == milli, (home.ref, policy.text, row[3], milli)
 
 
+def _compare_grant(policy: Policy, written: Sequence[Any], homes: dict[int, Household]) -> None:
+    expected = {}
+    for hid, home in homes.items():
+        eligible, milli, facts = _python_row(policy, home)
+        if eligible is True and milli is not None and milli > 0:
+            expected[hid] = (milli, facts)
+    assert {int(r[0]) for r in written} == set(expected), policy.text
+    for row in written:
+        milli, facts = expected[int(row[0])]
+        assert int(row[1]) == milli, (policy.text, row)
+        assert all(_same(a, b) for a, b in zip(json.loads(row[2]), facts, strict=True))
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=POLICIES)
 def test_sql_and_python_agree(registry: tuple[sa.Engine, dict[int, Household]], text: str) -> None:
@@ -246,7 +269,15 @@ def test_sql_and_python_agree(registry: tuple[sa.Engine, dict[int, Household]], 
     with engine.connect() as conn:
         policy = parse_policy(text, "p.toml", rules.catalogue(conn))
         rows = conn.exec_driver_sql(compile_select(policy, rules.dialect_of(conn), STARTS)).all()
+        # The INSERT a cycle run executes is written apart from the SELECT (eligibility
+        # inside, the quantity behind a fence): it must grant exactly the same.
+        dialect = rules.dialect_of(conn)
+    with engine.connect() as conn, conn.begin() as trial:
+        conn.exec_driver_sql(compile_grant(policy, dialect, STARTS, 1, 1, 1))
+        written = conn.exec_driver_sql("SELECT beneficiary_id, quantity, facts FROM entitlements").all()
+        trial.rollback()
     _compare(policy, rows, homes)
+    _compare_grant(policy, written, homes)
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +291,11 @@ def duck() -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[int, Household]]]:
     conn.execute(
         "CREATE TABLE persons (id BIGINT PRIMARY KEY, household_id BIGINT, sex VARCHAR, date_of_birth DATE, "
         f"{column_name('disabled')} BOOLEAN, {column_name('hours_care')} BIGINT)"
+    )
+    conn.execute(
+        "CREATE TABLE entitlements (id INTEGER, cycle_id BIGINT, programme_id BIGINT, "
+        "beneficiary_kind VARCHAR, beneficiary_id BIGINT, household_id BIGINT, quantity BIGINT, "
+        "redeemed BIGINT, policy_id BIGINT, facts VARCHAR)"
     )
     homes = {n + 1: h for n, h in enumerate(_registry())}
     person = 0
@@ -287,6 +323,11 @@ def test_duckdb_and_python_agree(
     policy = parse_policy(text, "p.toml", sqlite_catalogue)
     rows = conn.execute(compile_select(policy, Dialect.DUCKDB, STARTS)).fetchall()
     _compare(policy, rows, homes)
+    conn.execute("BEGIN")
+    conn.execute(compile_grant(policy, Dialect.DUCKDB, STARTS, 1, 1, 1))
+    written = conn.execute("SELECT beneficiary_id, quantity, facts FROM entitlements").fetchall()
+    conn.execute("ROLLBACK")
+    _compare_grant(policy, written, homes)
 
 
 @pytest.fixture(scope="module")

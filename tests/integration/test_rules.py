@@ -425,3 +425,16 @@ def test_a_programme_from_before_policies_runs_under_its_fixed_quota(
     assert granted(engine) == {"H1": 9000, "H2": 7000, "H3": 9000, "H4": 7000}
     assert rules.published_text(engine, "food")[0] == 1
     assert run_audit(engine).ok
+
+
+def test_the_audit_names_an_entitlement_whose_references_are_gone(engine: sa.Engine, tmp_path: Path) -> None:
+    food_world(engine, tmp_path)
+    programme_service.run_cycle(engine, "food", date(2026, 12, 1))
+    with engine.begin() as conn:
+        conn.execute(
+            entitlements.update().where(entitlements.c.id == 1).values(household_id=999, beneficiary_id=999)
+        )
+        conn.execute(entitlements.update().where(entitlements.c.id == 2).values(cycle_id=77))
+    problems = run_audit(engine).problems
+    assert "entitlement 1 names household 999, which does not exist" in problems
+    assert "entitlement 2 names cycle 77, which does not exist" in problems

@@ -94,8 +94,87 @@ def _age(ctx: _Context) -> str:
     return _int_div(ctx, f"({start} - {born})", "10000")
 
 
+def _born_before(ctx: _Context, years: int) -> str | None:
+    """The date ``years`` whole years before the cycle starts, as a literal (29 February
+    becomes the 28th in a year without it); None when there is no such year."""
+    start = ctx.starts_on
+    if years < 0 or start.year - years < 1:
+        return None
+    try:
+        day = start.replace(year=start.year - years)
+    except ValueError:
+        day = start.replace(year=start.year - years, day=28)
+    return _string(day.isoformat()) if ctx.dialect is Dialect.SQLITE else f"DATE '{day.isoformat()}'"
+
+
+_MIRROR: dict[type[exp.Expr], type[exp.Expr]] = {
+    exp.LT: exp.GT,
+    exp.GT: exp.LT,
+    exp.LTE: exp.GTE,
+    exp.GTE: exp.LTE,
+    exp.EQ: exp.EQ,
+    exp.NEQ: exp.NEQ,
+}
+
+
+def _whole(node: exp.Expr) -> int | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this)
+    return None
+
+
+def _is_age(node: exp.Expr) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Column) and node.meta.get("attribute") == "age"
+
+
+def _age_compared(node: exp.Expr, ctx: _Context) -> str | None:
+    """``age`` compared with a whole number, as a comparison of the date of birth with a
+    constant date: the same truth (age is whole years, ``(start - born) / 10000`` on
+    YYYYMMDD numbers) without computing an age for every member. None when it does not
+    apply; the caller then computes the age."""
+    if isinstance(node, exp.Between) and _is_age(node.this):
+        low, high = _whole(node.args["low"]), _whole(node.args["high"])
+        if low is None or high is None or low < 1:
+            return None
+        oldest, youngest = _born_before(ctx, low), _born_before(ctx, high + 1)
+        if oldest is None or youngest is None:
+            return None
+        return f"(p.date_of_birth <= {oldest} AND p.date_of_birth > {youngest})"
+    kind = type(node)
+    if kind not in _MIRROR:
+        return None
+    left, right = node.this, node.expression
+    if _is_age(right) and not _is_age(left):
+        left, right, kind = right, left, _MIRROR[kind]
+    number = _whole(right)
+    if not _is_age(left) or number is None:
+        return None
+    # age < n is "born after the date n years before the start" (n >= 1).
+    if kind in (exp.LTE, exp.GT):
+        number += 1  # age <= n is age < n + 1; age > n is age >= n + 1
+    if number < 1:
+        return None
+    before, after = _born_before(ctx, number), _born_before(ctx, number + 1)
+    if before is None or after is None:
+        return None
+    if kind in (exp.LT, exp.LTE):
+        return f"(p.date_of_birth > {before})"
+    if kind in (exp.GT, exp.GTE):
+        return f"(p.date_of_birth <= {before})"
+    within = f"(p.date_of_birth <= {before} AND p.date_of_birth > {after})"
+    return within if kind is exp.EQ else f"(NOT {within})"
+
+
 def _sql(node: exp.Expr, ctx: _Context, person: bool = False) -> str:
     """SQL for a checked node; ``person`` inside an aggregate over members."""
+    if person:
+        dated = _age_compared(node, ctx)
+        if dated is not None:
+            return dated
     fact = node.meta.get("fact") if node.meta else None
     if fact is not None and not person:
         index = ctx.facts[str(fact)]
@@ -206,18 +285,15 @@ def _function(node: exp.Expr) -> str:
 
 
 def _aggregate_sql(fact: Fact, ctx: _Context) -> str:
-    condition = _sql(fact.condition, ctx, person=True) if fact.condition is not None else None
+    # FILTER (WHERE …) is native on all three engines (SQLite since 3.30) and cheaper than
+    # the CASE inside the aggregate it replaces.
+    where = f" FILTER (WHERE {_sql(fact.condition, ctx, person=True)})" if fact.condition is not None else ""
     if fact.function == "COUNT":
         if fact.argument is None:
-            return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)" if condition else "COUNT(*)"
-        value = _sql(fact.argument, ctx, person=True)
-        test = f"{condition} AND {value} IS NOT NULL" if condition else f"{value} IS NOT NULL"
-        return f"SUM(CASE WHEN {test} THEN 1 ELSE 0 END)"
+            return f"COUNT(*){where}"
+        return f"COUNT({_sql(fact.argument, ctx, person=True)}){where}"
     assert fact.argument is not None
-    value = _sql(fact.argument, ctx, person=True)
-    if condition:
-        value = f"CASE WHEN {condition} THEN {value} END"
-    return f"{fact.function}({value})"
+    return f"{fact.function}({_sql(fact.argument, ctx, person=True)}){where}"
 
 
 def _facts_json(facts: list[Fact], ctx: _Context) -> str:
@@ -244,6 +320,10 @@ def _quantity(policy: Policy, quota: str, ctx: _Context) -> str:
         else:
             milli = _floor(ctx, f"({milli} + {step // 2}) / {step}") + f" * {step}"
     cap = min(policy.cap or MAX_MILLI, MAX_MILLI)
+    if ctx.dialect is Dialect.SQLITE:
+        # SQLite's two-argument MIN is NULL when either is: an unknown quota stays unknown.
+        return f"CAST(MIN({milli}, {cap}) AS {whole})"
+    # LEAST would ignore a NULL and grant the cap to an unknown quota: a CASE it is.
     return f"CAST(CASE WHEN {milli} > {cap} THEN {cap} ELSE {milli} END AS {whole})"
 
 
@@ -344,14 +424,28 @@ def compile_grant(
     policy: Policy, dialect: Dialect, starts_on: date, cycle_id: int, programme_id: int, policy_id: int
 ) -> str:
     """An INSERT of every entitlement the policy grants in one cycle, each stamped with the
-    published policy (by its id) and the facts it read."""
+    published policy (by its id) and the facts it read.
+
+    Eligibility filters the inner SELECT; the quantity is computed there once, behind an
+    ``OFFSET 0`` that keeps the engines from folding the inner SELECT into the outer one
+    (which would compute the quota again for ``quantity > 0``, and on PostgreSQL turn a
+    merge join into a hash join that spills to disk)."""
+    facts = policy.facts
+    ctx = _Context(dialect, starts_on, {f.key: i for i, f in enumerate(facts)}, policy.per)
+    source, beneficiary, household = _from(facts, policy.per, ctx)
+    eligible = _sql(policy.eligible.tree, ctx)
+    if dialect is Dialect.SQLITE:
+        eligible = f"({eligible}) = 1"
+    quantity = _quantity(policy, _sql(policy.quota.tree, ctx), ctx)
+    fence = "LIMIT -1 OFFSET 0" if dialect is Dialect.SQLITE else "OFFSET 0"
     kind = "vehicle" if policy.per is Owner.VEHICLE else "household"
-    truth = "r.eligible" if dialect is not Dialect.SQLITE else "r.eligible = 1"
     return (
         "INSERT INTO entitlements (cycle_id, programme_id, beneficiary_kind, beneficiary_id, "
         "household_id, quantity, redeemed, policy_id, facts) "
         f"SELECT {int(cycle_id)}, {int(programme_id)}, '{kind}', r.beneficiary_id, r.household_id, "
         f"r.quantity, 0, {int(policy_id)}, r.facts "
-        f"FROM ({compile_select(policy, dialect, starts_on)}) r "
-        f"WHERE {truth} AND r.quantity > 0"
+        f"FROM (SELECT {beneficiary} AS beneficiary_id, {household} AS household_id, "
+        f"{quantity} AS quantity, {_facts_json(facts, ctx)} AS facts FROM {source} "
+        f"WHERE {eligible} {fence}) r "
+        "WHERE r.quantity > 0"
     )

@@ -13,11 +13,13 @@ from canasta.adapters.tables import (
     cards,
     cycles,
     entitlements,
+    households,
     ledger_entries,
     outlets,
     policies,
     programmes,
     redemptions,
+    vehicles,
 )
 from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
 from canasta.domain.redemption import NewRedemption, redemption_body
@@ -130,6 +132,27 @@ def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: Aud
             .limit(20)
         ):
             report.records.append(f"{label} {found.id} names policy {found.policy_id}, which does not exist")
+    # Entitlements have no foreign keys (a cycle run writes millions at once): every
+    # reference is checked here instead.
+    references = [
+        ("cycle", entitlements.c.cycle_id, cycles.c.id, None),
+        ("programme", entitlements.c.programme_id, programmes.c.id, None),
+        ("household", entitlements.c.household_id, households.c.id, None),
+        ("household", entitlements.c.beneficiary_id, households.c.id, "household"),
+        ("vehicle", entitlements.c.beneficiary_id, vehicles.c.id, "vehicle"),
+    ]
+    for name, column, target, kind in references:
+        query = (
+            sa.select(entitlements.c.id, column)
+            .outerjoin(target.table, target == column)
+            .where(target.is_(None))
+            .order_by(entitlements.c.id)
+            .limit(20)
+        )
+        if kind is not None:
+            query = query.where(entitlements.c.beneficiary_kind == kind)
+        for found in conn.execute(query):
+            report.records.append(f"entitlement {found[0]} names {name} {found[1]}, which does not exist")
     # Every entitlement was granted by its cycle's last run, under that run's policy.
     for stamped in conn.execute(
         sa.select(

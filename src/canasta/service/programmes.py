@@ -165,6 +165,12 @@ def run_cycle(engine: sa.Engine, name: str, starts_on: date) -> CycleSummary:
                     "policy_id": policy_id,
                 },
             ).scalar_one()
+        if conn.dialect.name == "postgresql":
+            # For this one statement: the sessions' forced custom plans (right for the
+            # redemption path) would re-plan lookups per row, and JIT-compiling the rule's
+            # expressions costs more than it saves.
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
+            conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql(
             compile_grant(policy, rules.dialect_of(conn), starts_on, int(cycle_id), programme.id, policy_id)
         )
