@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -251,7 +252,16 @@ def policy_by_id(conn: sa.Connection, policy_id: int, programme: Programme) -> P
 
 def _parse_stored(conn: sa.Connection, text: str, programme: Programme, version: int) -> Policy:
     per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
-    return parse_policy(text, f"{programme.name} v{version}", catalogue(conn), per)
+    known = catalogue(conn)
+    return _parsed(text, f"{programme.name} v{version}", tuple(sorted(known.attributes.items())), per)
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed(text: str, name: str, attributes: tuple[tuple[str, Attribute], ...], per: Owner) -> Policy:
+    """A published policy parsed once: its text never changes, and the key holds the
+    declared attributes it was checked against. Explanations are read far more often than
+    policies are published, and parsing is most of an explanation's cost."""
+    return parse_policy(text, name, Catalogue(dict(attributes)), per)
 
 
 def published_text(engine: sa.Engine, programme: str, version: int | None = None) -> tuple[int, str, str]:
