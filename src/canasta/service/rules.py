@@ -39,7 +39,7 @@ from canasta.domain.quantity import format_milli
 from canasta.policy.compile import Dialect, compile_select
 from canasta.policy.document import Policy, parse_policy, policy_hash
 from canasta.policy.explain import Explanation, explain, load_facts
-from canasta.policy.language import Catalogue, PolicyRejected, Problem
+from canasta.policy.language import BUILT_IN, Catalogue, Fact, PolicyRejected, Problem
 from canasta.registry.schema import Attribute, Owner, parse_schema
 from canasta.service.clock import utc_now_iso
 
@@ -132,10 +132,8 @@ def _used_attributes(conn: sa.Connection) -> dict[str, str]:
     return used
 
 
-def _names(fact: object) -> list[str]:
-    from canasta.policy.language import Fact
-
-    assert isinstance(fact, Fact)
+def _names(fact: Fact) -> list[str]:
+    """The members' attributes an aggregate fact reads."""
     found = []
     for part in (fact.argument, fact.condition):
         if part is not None:
@@ -574,8 +572,7 @@ def explain_beneficiary(
 
 
 def schema_attributes(engine: sa.Engine) -> list[Attribute]:
-    from canasta.policy.language import BUILT_IN
-
+    """Every attribute rules may use: the built-in ones, then the declared ones."""
     with transaction(engine, write=False) as conn:
         return [*BUILT_IN, *attributes_repo.load(conn).values()]
 
