@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from canasta.domain.quantity import MAX_MILLI
+from canasta.domain.toml_text import error_position, key_position
 from canasta.policy.language import (
     Catalogue,
     Checked,
@@ -83,8 +85,7 @@ def parse_policy(text: str, filename: str, catalogue: Catalogue, per: Owner | No
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        found = re.search(r"line (\d+), column (\d+)", str(error))
-        line, column = (int(found.group(1)), int(found.group(2))) if found else (1, 1)
+        line, column = error_position(error)
         raise PolicyRejected(
             f"{filename} is not valid TOML",
             [Problem(filename, line, column, "", str(error).split(" (at line")[0])],
@@ -92,7 +93,7 @@ def parse_policy(text: str, filename: str, catalogue: Catalogue, per: Owner | No
     problems: list[Problem] = []
 
     def bad(key: str, reason: str, token: str = "") -> None:
-        line, column = _key_position(text, key)
+        line, column = key_position(text, key)
         problems.append(Problem(filename, line, column, token or key, reason))
 
     for key in sorted(set(document) - _FIELDS):
@@ -153,7 +154,9 @@ def parse_policy(text: str, filename: str, catalogue: Catalogue, per: Owner | No
     )
 
 
-def _milli(document: dict[str, object], key: str, bad: object, *, allow_zero: bool) -> int | None:
+def _milli(
+    document: dict[str, object], key: str, bad: Callable[[str, str], None], *, allow_zero: bool
+) -> int | None:
     if key not in document:
         return None
     raw = document[key]
@@ -164,23 +167,15 @@ def _milli(document: dict[str, object], key: str, bad: object, *, allow_zero: bo
     except InvalidOperation:
         value = Decimal(-1)
     if value != value.to_integral_value() or value < (0 if allow_zero else 1) or value > MAX_MILLI:
-        assert callable(bad)
         bad(key, f"must be a positive number with at most three decimals, at most {MAX_MILLI // 1000}")
         return None
     return int(value)
 
 
-def _key_position(text: str, key: str) -> tuple[int, int]:
-    for number, line in enumerate(text.splitlines(), 1):
-        if re.match(rf"\s*{re.escape(key)}\s*=", line):
-            return number, line.index(key) + 1
-    return 1, 1
-
-
 def _value_source(text: str, key: str, value: str, filename: str) -> Source:
     """Where the string value of ``key`` starts in the file, so that an expression's own
     offsets become the file's lines and columns."""
-    line, _ = _key_position(text, key)
+    line, _ = key_position(text, key)
     lines = text.splitlines(keepends=True)
     if not lines or line > len(lines):
         return Source(filename)

@@ -16,13 +16,13 @@ out a household. This module does no I/O.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from canasta.domain.firewall import firewall_reason, protected_category
+from canasta.domain.toml_text import error_position, key_position
 from canasta.policy.language import (
     Catalogue,
     Checked,
@@ -49,10 +49,7 @@ class Report:
 
 
 def _line_of(text: str, key: str) -> int:
-    for number, line in enumerate(text.splitlines(), 1):
-        if re.match(rf"\s*{re.escape(key)}\s*=", line):
-            return number
-    return 1
+    return key_position(text, key)[0]
 
 
 def parse_report(text: str, filename: str, catalogue: Catalogue, per: Owner) -> Report:
@@ -60,8 +57,7 @@ def parse_report(text: str, filename: str, catalogue: Catalogue, per: Owner) -> 
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        found = re.search(r"line (\d+), column (\d+)", str(error))
-        line, column = (int(found.group(1)), int(found.group(2))) if found else (1, 1)
+        line, column = error_position(error)
         raise PolicyRejected(
             f"{filename} is not valid TOML", [Problem(filename, line, column, "", str(error))]
         ) from None

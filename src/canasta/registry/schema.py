@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from canasta.domain.errors import ImportRejected, RowProblem
 from canasta.domain.firewall import firewall_reason, protected_category
+from canasta.domain.toml_text import error_position
 
 
 class AttributeType(StrEnum):
@@ -95,7 +96,7 @@ def parse_schema(text: str, filename: str) -> Schema:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        line, column = _position(str(error))
+        line, column = error_position(error)
         raise ImportRejected(
             f"{filename} is not valid TOML",
             [RowProblem(filename, 0, "(toml)", f"{error} (line {line}, column {column})", line)],
@@ -197,11 +198,6 @@ def _choice(value: object, kind: type[E]) -> E | None:
         return kind(value.strip().lower())
     except ValueError:
         return None
-
-
-def _position(message: str) -> tuple[int, int]:
-    found = re.search(r"line (\d+), column (\d+)", message)
-    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 def _locate(text: str, name: str, field: str) -> tuple[int, int]:

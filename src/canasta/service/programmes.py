@@ -16,7 +16,6 @@ from canasta.domain.ledger import EntryKind
 from canasta.domain.model import BeneficiaryKind, Cycle, CycleStatus, Programme
 from canasta.policy.compile import compile_grant
 from canasta.policy.document import parse_policy
-from canasta.registry.schema import Owner
 from canasta.service import rules
 from canasta.service.clock import utc_now_iso
 
@@ -57,12 +56,8 @@ def create_programme(engine: sa.Engine, programme: Programme) -> Programme:
 def _publish_fixed_quota(conn: sa.Connection, programme: Programme) -> None:
     text = rules.fixed_quota_policy(programme)
     rules.publish_checked(
-        conn, parse_policy(text, f"{programme.name} v1", rules.catalogue(conn), _owner(programme))
+        conn, parse_policy(text, f"{programme.name} v1", rules.catalogue(conn), rules.owner_of(programme))
     )
-
-
-def _owner(programme: Programme) -> Owner:
-    return Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
 
 
 def get_programme(conn: sa.Connection, name: str) -> Programme:

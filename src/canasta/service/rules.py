@@ -163,22 +163,33 @@ def check_policy(engine: sa.Engine, text: str, filename: str) -> Policy:
 def _check(conn: sa.Connection, text: str, filename: str) -> Policy:
     """Check ``text`` against its programme (whose kind decides what bare names mean)."""
     known = catalogue(conn)
-    try:
-        named = tomllib.loads(text).get("programme")
-    except tomllib.TOMLDecodeError:
-        named = None
-    if not isinstance(named, str) or not named.strip():
+    named = _named_programme(text)
+    if named is None:
         return parse_policy(text, filename, known)  # reports what is wrong with it
     try:
-        programme = _programme(conn, named.strip())
+        programme = _programme(conn, named)
     except NotFound:
         line = next((i for i, x in enumerate(text.splitlines(), 1) if x.strip().startswith("programme")), 1)
         raise PolicyRejected(
             f"{filename}: no such programme",
             [Problem(filename, line, 1, named, f"there is no programme called {named!r}")],
         ) from None
-    per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
-    return parse_policy(text, filename, known, per)
+    return parse_policy(text, filename, known, owner_of(programme))
+
+
+def _named_programme(text: str) -> str | None:
+    """The programme a policy or report file names, read before checking it (its kind
+    decides what bare names mean); None when it names none or is not TOML."""
+    try:
+        named = tomllib.loads(text).get("programme")
+    except tomllib.TOMLDecodeError:
+        return None
+    return named.strip() if isinstance(named, str) and named.strip() else None
+
+
+def owner_of(programme: Programme) -> Owner:
+    """Who a programme's rules are about: each vehicle, or each household."""
+    return Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +242,9 @@ def publish_checked(conn: sa.Connection, policy: Policy) -> Published:
     return Published(policy.programme, policy.version, policy.sha256, int(policy_id), latest)
 
 
-def current_policy(conn: sa.Connection, programme: Programme) -> tuple[int, Policy]:
+def current_policy(
+    conn: sa.Connection, programme: Programme, known: Catalogue | None = None
+) -> tuple[int, Policy]:
     row = conn.execute(
         sa.select(policies.c.id, policies.c.text, policies.c.version)
         .where(policies.c.programme_id == programme.id)
@@ -240,18 +253,19 @@ def current_policy(conn: sa.Connection, programme: Programme) -> tuple[int, Poli
     ).one_or_none()
     if row is None:
         raise NotFound(f"{programme.name} has no published policy; publish one with canasta policy publish")
-    return int(row.id), _parse_stored(conn, row.text, programme, row.version)
+    return int(row.id), _parse_stored(known or catalogue(conn), row.text, programme, row.version)
 
 
-def policy_by_id(conn: sa.Connection, policy_id: int, programme: Programme) -> Policy:
+def policy_by_id(
+    conn: sa.Connection, policy_id: int, programme: Programme, known: Catalogue | None = None
+) -> Policy:
     row = conn.execute(sa.select(policies.c.text, policies.c.version).where(policies.c.id == policy_id)).one()
-    return _parse_stored(conn, row.text, programme, row.version)
+    return _parse_stored(known or catalogue(conn), row.text, programme, row.version)
 
 
-def _parse_stored(conn: sa.Connection, text: str, programme: Programme, version: int) -> Policy:
-    per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
-    known = catalogue(conn)
-    return _parsed(text, f"{programme.name} v{version}", tuple(sorted(known.attributes.items())), per)
+def _parse_stored(known: Catalogue, text: str, programme: Programme, version: int) -> Policy:
+    attributes = tuple(sorted(known.attributes.items()))
+    return _parsed(text, f"{programme.name} v{version}", attributes, owner_of(programme))
 
 
 @functools.lru_cache(maxsize=128)
@@ -483,10 +497,9 @@ def _explain_stored(conn: sa.Connection, entitlement_id: int, language: str, car
     programme = _programme(conn, row.programme)
     if row.policy_id is None or row.facts is None:
         raise NotFound(f"entitlement {entitlement_id} was granted before policies were published")
-    policy = policy_by_id(conn, int(row.policy_id), programme)
-    explanation = explain(
-        policy, catalogue(conn), load_facts(policy, json.loads(row.facts)), programme.unit, language
-    )
+    known = catalogue(conn)
+    policy = policy_by_id(conn, int(row.policy_id), programme, known)
+    explanation = explain(policy, known, load_facts(policy, json.loads(row.facts)), programme.unit, language)
     return Explained(
         programme.name,
         _beneficiary_label(conn, row.beneficiary_kind, int(row.beneficiary_id)),
@@ -546,18 +559,20 @@ def explain_beneficiary(
             ).scalar_one_or_none()
             if stored is not None:
                 return _explain_stored(conn, int(stored), language, None)
+        known = catalogue(conn)
+        if cycle is not None:
             if cycle.policy_id is None:
                 raise NotFound(f"cycle {cycle.id} was opened before policies were published")
-            policy = policy_by_id(conn, int(cycle.policy_id), programme)
+            policy = policy_by_id(conn, int(cycle.policy_id), programme, known)
             starts = cycle.starts_on
         else:
-            _, policy = current_policy(conn, programme)
+            _, policy = current_policy(conn, programme, known)
             starts = starts_on or date.today()
         row = conn.exec_driver_sql(
             compile_select(policy, dialect_of(conn), starts, only=int(beneficiary))
         ).one()
         explanation = explain(
-            policy, catalogue(conn), load_facts(policy, json.loads(row.facts)), programme.unit, language
+            policy, known, load_facts(policy, json.loads(row.facts)), programme.unit, language
         )
         return Explained(
             programme.name,
@@ -615,15 +630,12 @@ def run_report(engine: sa.Engine, text: str, filename: str, starts_on: date | No
 
     with transaction(engine, write=False) as conn:
         known = catalogue(conn)
-        try:
-            name = tomllib.loads(text).get("programme")
-        except tomllib.TOMLDecodeError:
-            name = None
-        if not isinstance(name, str) or not name.strip():
+        name = _named_programme(text)
+        if name is None:
             parse_report(text, filename, known, Owner.HOUSEHOLD)  # says what is wrong
             raise InvalidInput(f"{filename} names no programme")
-        programme = _programme(conn, name.strip())
-        per = Owner.VEHICLE if programme.per is BeneficiaryKind.VEHICLE else Owner.HOUSEHOLD
+        programme = _programme(conn, name)
+        per = owner_of(programme)
         report = parse_report(text, filename, known, per)
         query = sa.select(cycles.c.id, cycles.c.starts_on).where(cycles.c.programme_id == programme.id)
         if starts_on is not None:
