@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from canasta.adapters import migrate
 from canasta.adapters.db import make_engine
 from canasta.adapters.tables import LEDGER_HEAD_SEED, ledger_head, metadata
+from canasta.service.keys import ENV_KEYS, load_keyring
+from canasta.service.transparency import bind_keys
 
 PG_ADMIN_URL = os.environ.get("CANASTA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("CANASTA_REQUIRE_POSTGRES") == "1"
@@ -80,8 +82,18 @@ def _reset_postgres(engine: sa.Engine) -> None:
         conn.execute(ledger_head.insert(), LEDGER_HEAD_SEED)
 
 
+@pytest.fixture
+def key_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's signing keys live in its own directory (never the working directory)."""
+    directory = tmp_path / "keys"
+    monkeypatch.setenv(ENV_KEYS, str(directory))
+    return directory
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, key_directory: Path
+) -> Iterator[str]:
     """The URL of an empty, migrated database: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
         path = tmp_path / "canasta.db"
@@ -96,7 +108,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[sa.Engine]:
+def engine(database_url: str, key_directory: Path) -> Iterator[sa.Engine]:
+    """An engine with this test's keys bound, as ``canasta`` itself opens one."""
     engine = make_engine(database_url)
+    bind_keys(engine, load_keyring(key_directory))
     yield engine
     engine.dispose()

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canasta.domain.model import CardStatus, format_card_id
+from canasta.domain.receipt import LogReceipt, verify_receipt
+from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api.app import create_app, create_server
 from canasta.entrypoints.api.schemas import ReceiptOut
 from canasta.service import cards as card_service
@@ -78,10 +80,15 @@ def test_a_redemption_answers_201_with_a_receipt_and_a_retry_gets_the_same(
         "time",
         "ledger_position",
         "entry_hash",
+        "log_receipt",
     }
+    # The receipt verifies against the log's public key alone.
+    key = Verifier.parse(client.get("/log/v1/key").text)
+    proved = verify_receipt(LogReceipt.from_dict(receipt["log_receipt"]), [key])
+    assert proved.entry.seq == 5 and proved.entry.body["quantity"] == 12500
     again = client.post("/api/v1/redemptions", json=body(world), headers=auth(world))
     assert again.status_code == 201
-    assert again.json() == receipt
+    assert again.json() == receipt  # the same receipt, proof and checkpoint included
     assert again.headers["idempotent-replayed"] == "true"
     balance = client.get(f"/api/v1/cards/{world.vehicle_cards['AB0001']}/balance", headers=auth(world))
     assert balance.status_code == 200

@@ -121,7 +121,7 @@ def test_audit_fails_with_exit_1_on_a_tampered_ledger(
     engine.dispose()
     code, _, err = canasta(capsys, database_url, "audit")
     assert code == 1
-    assert "Audit failed: 2 problem(s); first: entry 2: content was changed" in err
+    assert "Audit failed: 3 problem(s); first: entry 2: content was changed" in err
     assert "cycle 1 has no ledger entry that opened it" in err
 
 

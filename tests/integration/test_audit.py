@@ -6,7 +6,12 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from canasta.adapters import ledger_repo
 from canasta.adapters.redemption_repo import SqlRedemptionStore
+from canasta.adapters.tables import ledger_entries, ledger_head, redemptions
+from canasta.domain.ledger import LedgerEntry
+from canasta.domain.merkle import Frontier, leaf_hash
+from canasta.domain.receipt import commitment
 from canasta.domain.redemption import RedeemQuota
 from canasta.service.audit import run_audit
 from tests.helpers import build_world
@@ -52,8 +57,10 @@ TAMPERING = {
     ),
     "inserted entry": (
         sql(
-            "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
-            "SELECT 11, kind, recorded_at, body, entry_hash, entry_hash FROM ledger_entries WHERE seq = 10"
+            "INSERT INTO ledger_entries "
+            "(seq, kind, recorded_at, body, prev_hash, entry_hash, salt, commitment) "
+            "SELECT 11, kind, recorded_at, body, entry_hash, entry_hash, salt, commitment "
+            "FROM ledger_entries WHERE seq = 10"
         ),
         "entry 11: ",
     ),
@@ -104,7 +111,88 @@ TAMPERING = {
         "but no ledger entry withdrew it",
     ),
     "moved head": (sql("UPDATE ledger_head SET seq = 9"), "entries were added after the recorded head"),
+    # The transparency log. Checkpoints were signed at sizes 1, 2, 3, 4 and 10 (one per append).
+    "changed commitment": (
+        sql("UPDATE ledger_entries SET commitment = salt WHERE seq = 4"),
+        "entry 4: its commitment in the public log does not open to it",
+    ),
+    "changed salt": (
+        sql("UPDATE ledger_entries SET salt = commitment WHERE seq = 3"),
+        "entry 3: its commitment in the public log does not open to it",
+    ),
+    "entry rewritten with a fresh hash and commitment": (
+        # Whoever rewrites an entry can recompute its hash, the chain and its commitment, but
+        # not re-sign the checkpoints over it.
+        "rewrite",
+        "checkpoint of size 10: the leaves no longer hash to the root it signs",
+    ),
+    "changed checkpoint": (
+        sql("UPDATE log_checkpoints SET note = replace(note, 'time 2026', 'time 2025') WHERE size = 2"),
+        "checkpoint of size 2: its signed note does not verify",
+    ),
+    "changed checkpoint root": (
+        sql(
+            "UPDATE log_checkpoints SET root = (SELECT root FROM log_checkpoints WHERE size = 1) "
+            "WHERE size = 3"
+        ),
+        "checkpoint of size 3: its stored root is not the root its note signs",
+    ),
+    "deleted checkpoint": (
+        sql("DELETE FROM log_checkpoints WHERE size = 3"),
+        "checkpoint of size 4: the checkpoint before it is missing",
+    ),
+    "deleted latest checkpoint": (
+        sql("DELETE FROM log_checkpoints WHERE size = 10"),
+        "ledger head: the last checkpoint it names is not the last stored",
+    ),
+    "inserted checkpoint": (
+        sql(
+            "INSERT INTO log_checkpoints (size, root, signed_at, note) "
+            "SELECT 7, root, signed_at, note FROM log_checkpoints WHERE size = 4"
+        ),
+        "checkpoint of size 7: holds the note of a tree of 4",
+    ),
+    "reordered checkpoints": (
+        sql(
+            "UPDATE log_checkpoints SET size = -2 WHERE size = 2",
+            "UPDATE log_checkpoints SET size = 2 WHERE size = 3",
+            "UPDATE log_checkpoints SET size = 3 WHERE size = -2",
+        ),
+        "checkpoint of size 2: holds the note of a tree of 3",
+    ),
+    "changed log frontier": (
+        sql("UPDATE ledger_head SET log_frontier = (SELECT commitment FROM ledger_entries WHERE seq = 1)"),
+        "ledger head: its record of the log's tree is not the tree of the stored entries",
+    ),
 }
+
+
+def rewrite(conn: sa.Connection) -> None:
+    """Change entry 7 and recompute everything that can be recomputed without the key: its
+    hash, the links after it, every commitment and the head."""
+    entries = list(ledger_repo.iter_logged_entries(conn))
+    prev = entries[5][0].entry_hash
+    for entry, salt, _ in entries[6:]:
+        body = dict(entry.body)
+        if entry.seq == 7:
+            body["quantity"] = 1
+        new = LedgerEntry.create(entry.seq, entry.kind, entry.recorded_at, body, prev)
+        prev = new.entry_hash
+        conn.execute(
+            ledger_entries.update()
+            .where(ledger_entries.c.seq == entry.seq)
+            .values(
+                body=ledger_repo.encode_body(body),
+                prev_hash=new.prev_hash,
+                entry_hash=new.entry_hash,
+                commitment=commitment(new, salt),
+            )
+        )
+        conn.execute(redemptions.update().where(redemptions.c.ledger_seq == 7).values(quantity=1))
+    frontier = Frontier()
+    for row in conn.execute(sa.select(ledger_entries.c.commitment).order_by(ledger_entries.c.seq)):
+        frontier.append(leaf_hash(bytes(row.commitment)))
+    conn.execute(ledger_head.update().values(entry_hash=prev, log_frontier=frontier.to_bytes()))
 
 
 @pytest.mark.parametrize("how", list(TAMPERING))
@@ -113,7 +201,7 @@ def test_tampering_is_detected_and_named(engine: sa.Engine, how: str) -> None:
     assert run_audit(engine).ok
     tamper, expected = TAMPERING[how]
     with engine.begin() as conn:
-        tamper(conn)
+        rewrite(conn) if tamper == "rewrite" else tamper(conn)  # type: ignore[operator]
     report = run_audit(engine)
     assert not report.ok
     assert any(expected in p for p in report.problems), report.problems

@@ -10,7 +10,16 @@ import pytest
 import sqlalchemy as sa
 
 from canasta.adapters.redemption_repo import SqlRedemptionStore
-from canasta.adapters.tables import cycles, entitlements, households, ledger_entries, persons, policies
+from canasta.adapters.tables import (
+    cycles,
+    entitlements,
+    households,
+    ledger_entries,
+    ledger_head,
+    log_checkpoints,
+    persons,
+    policies,
+)
 from canasta.domain.errors import Conflict, ImportRejected, InvalidInput, NotFound
 from canasta.domain.model import BeneficiaryKind, Household, Person, Programme, Vehicle
 from canasta.domain.quantity import to_milli
@@ -420,7 +429,12 @@ def test_a_programme_from_before_policies_runs_under_its_fixed_quota(
     with engine.begin() as conn:  # as a database upgraded from schema 0001 would be
         conn.execute(policies.delete())
         conn.execute(ledger_entries.delete())
-        conn.exec_driver_sql("UPDATE ledger_head SET seq = 0, entry_hash = '" + "0" * 64 + "'")
+        conn.execute(log_checkpoints.delete())
+        conn.execute(
+            ledger_head.update().values(
+                seq=0, entry_hash="0" * 64, log_frontier=b"", checkpoint_hash="0" * 64
+            )
+        )
     programme_service.run_cycle(engine, "food", date(2026, 12, 1))
     assert granted(engine) == {"H1": 9000, "H2": 7000, "H3": 9000, "H4": 7000}
     assert rules.published_text(engine, "food")[0] == 1

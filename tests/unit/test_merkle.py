@@ -7,9 +7,13 @@ from hypothesis import strategies as st
 from canasta.domain.merkle import (
     EMPTY_ROOT,
     Frontier,
+    GrowingTree,
+    consistency_path,
     consistency_proof,
+    inclusion_path,
     inclusion_proof,
     leaf_hash,
+    range_hash,
     root,
     verify_consistency,
     verify_inclusion,
@@ -29,6 +33,10 @@ ROOTS = [
     "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 ]
 LEAVES = [leaf_hash(d) for d in DATA]
+
+
+def _leaves(n: int) -> list[bytes]:
+    return [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
 
 
 @pytest.mark.parametrize("size", range(1, 9))
@@ -114,3 +122,58 @@ def test_every_pair_of_small_sizes_and_every_leaf() -> None:
         for old_size in range(1, new_size + 1):
             proof = consistency_proof(old_size, tree[:new_size])
             assert verify_consistency(old_size, new_size, root(tree[:old_size]), new_root, proof)
+
+
+def _all_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every complete subtree of the tree over ``leaves``, computed the slow way."""
+    found = {}
+    height = 0
+    while (1 << height) <= len(leaves):
+        for index in range(len(leaves) >> height):
+            found[(height, index)] = root(leaves[index << height : (index + 1) << height])
+        height += 1
+    return found
+
+
+@settings(max_examples=60)
+@given(size=st.integers(1, 90), data=st.data())
+def test_proofs_from_complete_subtrees_equal_proofs_from_all_leaves(size: int, data: st.DataObject) -> None:
+    leaves = _leaves(size)
+    nodes = _all_nodes(leaves)
+    index = data.draw(st.integers(0, size - 1))
+    assert inclusion_path(index, size, lambda h, i: nodes[(h, i)]) == inclusion_proof(index, leaves)
+    old = data.draw(st.integers(1, size))
+    assert consistency_path(old, size, lambda h, i: nodes[(h, i)]) == consistency_proof(old, leaves)
+
+
+@settings(max_examples=60)
+@given(old=st.integers(0, 80), grown=st.integers(1, 40))
+def test_a_grown_tree_proves_its_new_leaves_from_the_old_frontier_alone(old: int, grown: int) -> None:
+    leaves = _leaves(old + grown)
+    frontier = Frontier()
+    for leaf in leaves[:old]:
+        frontier.append(leaf)
+    stored = Frontier.from_bytes(old, frontier.to_bytes())
+    assert stored == frontier
+    tree = GrowingTree(stored, leaves[old:])
+    for index in range(old, old + grown):
+        assert tree.inclusion(index) == inclusion_proof(index, leaves)
+    if old:
+        assert consistency_path(old, old + grown, tree.node) == consistency_proof(old, leaves)
+    for leaf in leaves[old:]:
+        frontier.append(leaf)
+    assert range_hash(0, old + grown, tree.node) == frontier.root() == root(leaves)
+
+
+def test_a_grown_tree_does_not_invent_old_subtrees() -> None:
+    leaves = _leaves(6)
+    frontier = Frontier()
+    for leaf in leaves[:5]:
+        frontier.append(leaf)
+    tree = GrowingTree(frontier, leaves[5:])
+    with pytest.raises(ValueError, match="below the frontier"):
+        tree.node(0, 1)  # an old leaf: only the peaks of the old tree are known
+    with pytest.raises(ValueError, match="not complete"):
+        tree.node(1, 3)
+    with pytest.raises(ValueError, match="holds 2 hashes"):
+        Frontier.from_bytes(5, b"\x00" * 32)

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from canasta.domain.ledger import GENESIS_HASH, LedgerEntry
 from canasta.domain.merkle import inclusion_proof, leaf_hash, root
-from canasta.domain.receipt import BadReceipt, Receipt, commitment, new_salt, verify_receipt
+from canasta.domain.receipt import BadReceipt, LogReceipt, commitment, new_salt, verify_receipt
 from canasta.domain.signed_note import Checkpoint, Signer
 
 LOG = Signer("canasta.example/log", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
@@ -24,19 +24,19 @@ def ledger(n: int) -> list[LedgerEntry]:
     return entries
 
 
-def issued(n: int = 6, index: int = 3) -> tuple[Receipt, list[bytes]]:
+def issued(n: int = 6, index: int = 3) -> tuple[LogReceipt, list[bytes]]:
     entries = ledger(n)
     salts = [new_salt() for _ in entries]
     leaves = [leaf_hash(commitment(e, s)) for e, s in zip(entries, salts, strict=True)]
     head = Checkpoint("canasta.example/log", n, root(leaves))
     note = LOG.sign(head.text())
-    receipt = Receipt(entries[index], salts[index], index, tuple(inclusion_proof(index, leaves)), note)
+    receipt = LogReceipt(entries[index], salts[index], index, tuple(inclusion_proof(index, leaves)), note)
     return receipt, leaves
 
 
 def test_a_receipt_verifies_with_the_public_key_alone_and_survives_json() -> None:
     receipt, _ = issued()
-    again = Receipt.from_json(receipt.to_json())
+    again = LogReceipt.from_json(receipt.to_json())
     verified = verify_receipt(again, [LOG.verifier])
     assert verified.leaf_index == 3 and verified.checkpoint.size == 6 and verified.entry.seq == 4
 
@@ -53,7 +53,7 @@ def test_the_public_leaf_reveals_nothing_without_the_salt() -> None:
     [
         (lambda d: d["entry"]["body"].update(quantity=1), "does not match its own hash"),
         (lambda d: d.update(salt=base64.b64encode(new_salt()).decode()), "not at leaf 3"),
-        (lambda d: d.update(leaf_index=2), "not at leaf 2"),
+        (lambda d: d.update(leaf_index=2), "is leaf 3 of the log, not 2"),
         (lambda d: d["inclusion_proof"].pop(), "not at leaf 3"),
         (
             lambda d: d.update(checkpoint=d["checkpoint"].replace("\n6\n", "\n7\n")),
@@ -69,7 +69,7 @@ def test_every_forgery_is_named(change: object, reason: str) -> None:
     assert callable(change)
     change(data)
     with pytest.raises(BadReceipt, match=reason):
-        verify_receipt(Receipt.from_json(json.dumps(data)), [LOG.verifier])
+        verify_receipt(LogReceipt.from_json(json.dumps(data)), [LOG.verifier])
 
 
 def test_a_receipt_from_another_log_key_is_refused() -> None:

@@ -1,23 +1,67 @@
 """Reading and appending ledger entries. Appends lock the ledger head, which orders every
-writer (on SQLite the write transaction already does)."""
+writer (on SQLite the write transaction already does).
+
+Every append also takes its entries into the transparency log (``domain.transparency``):
+each entry is stored with its salt and commitment, the head with the tree's new right edge,
+and, when the engine has the log key attached, a signed checkpoint of the new tree."""
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from canasta.adapters.tables import ledger_entries, ledger_head
+from canasta.adapters.tables import ledger_entries, ledger_head, log_checkpoints
+from canasta.domain.errors import LedgerDamaged
 from canasta.domain.ledger import LedgerEntry
+from canasta.domain.merkle import Frontier
+from canasta.domain.signed_note import Signer
+from canasta.domain.transparency import Sealed, note_hash, seal
+
+_SIGNERS: weakref.WeakKeyDictionary[sa.Engine, Signer] = weakref.WeakKeyDictionary()
 
 
-def lock_head(conn: sa.Connection) -> tuple[int, str]:
+def attach_log_signer(engine: sa.Engine, signer: Signer) -> None:
+    """Every append through ``engine`` signs a checkpoint with ``signer`` from now on."""
+    _SIGNERS[engine] = signer
+
+
+def log_signer(engine: sa.Engine) -> Signer | None:
+    return _SIGNERS.get(engine)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int
+    entry_hash: str
+    frontier: Frontier
+    checkpoint_hash: str
+
+
+def lock_head(conn: sa.Connection) -> Head:
     row = conn.execute(
-        sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1).with_for_update()
+        sa.select(
+            ledger_head.c.seq,
+            ledger_head.c.entry_hash,
+            ledger_head.c.log_frontier,
+            ledger_head.c.checkpoint_hash,
+        )
+        .where(ledger_head.c.id == 1)
+        .with_for_update()
     ).one()
-    return int(row.seq), str(row.entry_hash)
+    seq = int(row.seq)
+    try:
+        frontier = Frontier.from_bytes(seq, bytes(row.log_frontier))
+    except ValueError:
+        raise LedgerDamaged(
+            "the ledger head's record of the log's tree does not fit its size; nothing can be "
+            "appended until 'canasta audit' has been run and the damage repaired"
+        ) from None
+    return Head(seq, str(row.entry_hash), frontier, str(row.checkpoint_hash))
 
 
 def read_head(conn: sa.Connection) -> tuple[int, str] | None:
@@ -29,15 +73,39 @@ def read_head(conn: sa.Connection) -> tuple[int, str] | None:
     return (int(row.seq), str(row.entry_hash)) if row.seq else None
 
 
+def read_head_row(conn: sa.Connection) -> tuple[bytes, str] | None:
+    """The head's log frontier and last checkpoint hash, as stored."""
+    row = conn.execute(
+        sa.select(ledger_head.c.log_frontier, ledger_head.c.checkpoint_hash).where(ledger_head.c.id == 1)
+    ).one_or_none()
+    return None if row is None else (bytes(row.log_frontier), str(row.checkpoint_hash))
+
+
+def read_frontier(conn: sa.Connection) -> Frontier | None:
+    row = conn.execute(
+        sa.select(ledger_head.c.seq, ledger_head.c.log_frontier).where(ledger_head.c.id == 1)
+    ).one_or_none()
+    if row is None:
+        return None
+    try:
+        return Frontier.from_bytes(int(row.seq), bytes(row.log_frontier))
+    except ValueError:
+        return None
+
+
+def set_checkpoint_hash(conn: sa.Connection, checkpoint_hash: str) -> None:
+    conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(checkpoint_hash=checkpoint_hash))
+
+
 def encode_body(body: Mapping[str, Any]) -> str:
     """How an entry's body is stored (compact JSON; the hash is over the canonical form,
     which is recomputed from this on reading)."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def write_entries(conn: sa.Connection, entries: Sequence[LedgerEntry]) -> None:
-    """Insert entries planned on top of the locked head and move the head to the last."""
-    if not entries:
+def write_sealed(conn: sa.Connection, sealed: Sealed, signed_at: str) -> None:
+    """Insert entries sealed on top of the locked head and move the head to the last."""
+    if not sealed.entries:
         return
     conn.execute(
         ledger_entries.insert(),
@@ -49,32 +117,56 @@ def write_entries(conn: sa.Connection, entries: Sequence[LedgerEntry]) -> None:
                 "body": encode_body(e.body),
                 "prev_hash": e.prev_hash,
                 "entry_hash": e.entry_hash,
+                "salt": salt,
+                "commitment": commitment,
             }
-            for e in entries
+            for e, salt, commitment in zip(sealed.entries, sealed.salts, sealed.commitments, strict=True)
         ],
     )
-    last = entries[-1]
-    conn.execute(
-        ledger_head.update().where(ledger_head.c.id == 1).values(seq=last.seq, entry_hash=last.entry_hash)
-    )
+    last = sealed.entries[-1]
+    values: dict[str, Any] = {
+        "seq": last.seq,
+        "entry_hash": last.entry_hash,
+        "log_frontier": sealed.frontier.to_bytes(),
+    }
+    if sealed.note is not None:
+        values["checkpoint_hash"] = note_hash(sealed.note)
+    conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(**values))
+    if sealed.note is not None:
+        conn.execute(
+            log_checkpoints.insert().values(
+                size=sealed.frontier.size, root=sealed.root, signed_at=signed_at, note=sealed.note
+            )
+        )
 
 
-def append(
-    conn: sa.Connection, kind: str, bodies: Sequence[Mapping[str, Any]], recorded_at: str
-) -> list[LedgerEntry]:
+def append(conn: sa.Connection, kind: str, bodies: Sequence[Mapping[str, Any]], recorded_at: str) -> Sealed:
     """Append one entry per body, in order, inside the caller's transaction."""
-    seq, prev = lock_head(conn)
+    head = lock_head(conn)
+    seq, prev = head.seq, head.entry_hash
     entries = []
     for body in bodies:
         seq += 1
         entry = LedgerEntry.create(seq, kind, recorded_at, body, prev)
         prev = entry.entry_hash
         entries.append(entry)
-    write_entries(conn, entries)
-    return entries
+    sealed = seal(entries, head.frontier, log_signer(conn.engine), recorded_at, head.checkpoint_hash)
+    write_sealed(conn, sealed, recorded_at)
+    return sealed
 
 
 def iter_entries(conn: sa.Connection, chunk: int = 5000) -> Iterator[LedgerEntry]:
+    for entry, _, _ in iter_logged_entries(conn, chunk):
+        yield entry
+
+
+def iter_logged_entries(conn: sa.Connection, chunk: int = 5000) -> Iterator[tuple[LedgerEntry, bytes, bytes]]:
+    """Every stored entry in ``seq`` order with its salt and log commitment."""
+    for row in _iter_rows(conn, chunk):
+        yield entry_from_row(row), bytes(row.salt), bytes(row.commitment)
+
+
+def _iter_rows(conn: sa.Connection, chunk: int) -> Iterator[sa.Row[Any]]:
     """Every stored entry in ``seq`` order, read in chunks so memory stays flat."""
     last = None
     while True:
@@ -82,14 +174,13 @@ def iter_entries(conn: sa.Connection, chunk: int = 5000) -> Iterator[LedgerEntry
         if last is not None:
             query = query.where(ledger_entries.c.seq > last)
         rows = conn.execute(query).all()
-        for row in rows:
-            yield _entry(row)
+        yield from rows
         if len(rows) < chunk:
             return
         last = rows[-1].seq
 
 
-def _entry(row: sa.Row[Any]) -> LedgerEntry:
+def entry_from_row(row: sa.Row[Any]) -> LedgerEntry:
     try:
         body = json.loads(row.body)
     except ValueError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from typing import Any
@@ -27,8 +27,9 @@ import psycopg
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
-from canasta.adapters.ledger_repo import encode_body
+from canasta.adapters.ledger_repo import encode_body, log_signer
 from canasta.domain.errors import CanastaError
+from canasta.domain.merkle import Frontier
 from canasta.domain.model import (
     Beneficiary,
     BeneficiaryKind,
@@ -47,6 +48,8 @@ from canasta.domain.redemption import (
     StoredRedemption,
     plan_batch,
 )
+from canasta.domain.signed_note import Signer
+from canasta.domain.transparency import Sealed, note_hash, seal
 
 _KINDS = {kind.value: kind for kind in BeneficiaryKind}
 _STATUSES = {status.value: status for status in CardStatus}
@@ -65,6 +68,7 @@ class _Sql:
     insert_redemption: str
     insert_entry: str
     move_head: str
+    insert_checkpoint: str
     postgres: bool
 
     @classmethod
@@ -86,7 +90,9 @@ class _Sql:
             return sql.replace("?", "%b") if postgres else sql
 
         return cls(
-            lock_head=text(f"SELECT seq, entry_hash FROM ledger_head WHERE id = 1{lock}"),
+            lock_head=text(
+                f"SELECT seq, entry_hash, log_frontier, checkpoint_hash FROM ledger_head WHERE id = 1{lock}"
+            ),
             existing=text(
                 "SELECT r.outlet_code, r.key_hash, r.ledger_seq, r.card_id, r.quantity, "
                 "r.balance_after, r.recorded_at, r.fingerprint, p.name, p.unit, "
@@ -120,10 +126,17 @@ class _Sql:
                 + rows("bigint text bigint bigint text bigint bigint text text text")
             ),
             insert_entry=text(
-                "INSERT INTO ledger_entries (seq, kind, recorded_at, body, prev_hash, entry_hash) "
-                + rows("bigint text text text text text")
+                "INSERT INTO ledger_entries "
+                "(seq, kind, recorded_at, body, prev_hash, entry_hash, salt, commitment) "
+                + rows("bigint text text text text text bytea bytea")
             ),
-            move_head=text("UPDATE ledger_head SET seq = ?, entry_hash = ? WHERE id = 1"),
+            move_head=text(
+                "UPDATE ledger_head SET seq = ?, entry_hash = ?, log_frontier = ?, "
+                "checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = 1"
+            ),
+            insert_checkpoint=text(
+                "INSERT INTO log_checkpoints (size, root, signed_at, note) VALUES (?, ?, ?, ?)"
+            ),
             postgres=postgres,
         )
 
@@ -149,27 +162,47 @@ Rows = list[tuple[Any, ...]]
 #: Statements that do not depend on each other's results, sent together (one round trip on
 #: PostgreSQL, in pipeline mode).
 Round = tuple[Statement, ...]
-BatchSteps = Generator[Round, list[Rows | None], list[Receipt | CanastaError]]
+Outcomes = list[Receipt | CanastaError]
+BatchSteps = Generator[Round, list[Rows | None], tuple[Outcomes, Sealed | None]]
 
 
-def batch_steps(sql: _Sql, commands: Sequence[RedeemQuota], clock: Callable[[], str]) -> BatchSteps:
+def batch_steps(
+    sql: _Sql, commands: Sequence[RedeemQuota], clock: Callable[[], str], signer: Signer | None = None
+) -> BatchSteps:
     """The whole batch as a conversation with the database, free of I/O: it yields rounds
     of statements and is sent back their rows, so deciding stays apart from talking.
 
     Three rounds: lock the head and read keys, cards and programmes; read (and lock) the
     entitlements concerned; write balances, redemptions, entries and the head."""
-    state = yield from _read_state(sql, commands)
+    state, frontier, last_checkpoint = yield from _read_state(sql, commands)
     # The time is read under the ledger lock, so entry times never go backwards, even with
     # several server processes.
-    plan = plan_batch(list(commands), state, clock())
-    if plan.redemptions:
-        yield _write_plan(sql, plan)
-    return plan.outcomes
+    now = clock()
+    plan = plan_batch(list(commands), state, now)
+    if not plan.redemptions:
+        return plan.outcomes, None
+    sealed = seal(plan.entries, frontier, signer, now, last_checkpoint)
+    yield _write_plan(sql, plan, sealed, now)
+    return plan.outcomes, sealed
+
+
+def with_log_receipts(outcomes: Outcomes, sealed: Sealed | None) -> Outcomes:
+    """Each new redemption's receipt with its inclusion proof (computed after the commit,
+    outside the ledger lock, from what the batch already holds)."""
+    if sealed is None or sealed.note is None:
+        return outcomes
+    first = sealed.entries[0].seq
+    return [
+        replace(o, log=sealed.receipt(o.ledger_seq - first))
+        if isinstance(o, Receipt) and not o.replayed
+        else o
+        for o in outcomes
+    ]
 
 
 def _read_state(
     sql: _Sql, commands: Sequence[RedeemQuota]
-) -> Generator[Round, list[Rows | None], BatchState]:
+) -> Generator[Round, list[Rows | None], tuple[BatchState, Frontier, str]]:
     head, found_keys, found_cards, found_programmes = yield (
         Statement(sql.lock_head, rows=True),  # first: every read below is under the lock
         Statement(sql.existing, (sql.values({c.key_hash() for c in commands}),), rows=True),
@@ -177,7 +210,8 @@ def _read_state(
         Statement(sql.programmes, rows=True),
     )
     assert head is not None
-    ((head_seq, head_hash),) = head
+    ((head_seq, head_hash, head_frontier, head_checkpoint),) = head
+    frontier = Frontier.from_bytes(head_seq, bytes(head_frontier))
     existing = {}
     for row in found_keys or ():
         (outlet, key_hash, seq, card, qty, after, at, fingerprint, name, unit, digest) = row
@@ -218,11 +252,17 @@ def _read_state(
             who = Beneficiary(_KINDS[kind], bid)
             if (cycle_id, who) in wanted:
                 entitlements[(cycle_id, who)] = Entitlement(cycle_id, pid, who, quantity, redeemed, eid)
-    return BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
+    state = BatchState(existing, cards, programmes, open_cycles, entitlements, head_seq, head_hash)
+    return state, frontier, head_checkpoint
 
 
-def _write_plan(sql: _Sql, plan: BatchPlan) -> Round:
+def _write_plan(sql: _Sql, plan: BatchPlan, sealed: Sealed, now: str) -> Round:
     last = plan.entries[-1]
+    checkpoint = (
+        (Statement(sql.insert_checkpoint, (sealed.frontier.size, sealed.root, now, sealed.note)),)
+        if sealed.note is not None
+        else ()
+    )
     return (
         Statement(sql.add_redeemed, sql.many([(delta, eid) for eid, delta in plan.deltas.items()])),
         Statement(
@@ -249,12 +289,21 @@ def _write_plan(sql: _Sql, plan: BatchPlan) -> Round:
             sql.insert_entry,
             sql.many(
                 [
-                    (e.seq, e.kind, e.recorded_at, encode_body(e.body), e.prev_hash, e.entry_hash)
-                    for e in plan.entries
+                    (e.seq, e.kind, e.recorded_at, encode_body(e.body), e.prev_hash, e.entry_hash, salt, leaf)
+                    for e, salt, leaf in zip(plan.entries, sealed.salts, sealed.commitments, strict=True)
                 ]
             ),
         ),
-        Statement(sql.move_head, (last.seq, last.entry_hash)),
+        Statement(
+            sql.move_head,
+            (
+                last.seq,
+                last.entry_hash,
+                sealed.frontier.to_bytes(),
+                None if sealed.note is None else note_hash(sealed.note),
+            ),
+        ),
+        *checkpoint,
     )
 
 
@@ -268,11 +317,13 @@ class SqlRedemptionStore:
     def run_batch(
         self, commands: Sequence[RedeemQuota], clock: Callable[[], str]
     ) -> list[Receipt | CanastaError]:
+        signer = log_signer(self.engine)
         with transaction(self.engine) as conn:
-            return _drive(batch_steps(self.sql, commands, clock), conn)
+            outcomes, sealed = _drive(batch_steps(self.sql, commands, clock, signer), conn)
+        return with_log_receipts(outcomes, sealed)
 
 
-def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | CanastaError]:
+def _drive(steps: BatchSteps, conn: sa.Connection) -> tuple[Outcomes, Sealed | None]:
     """Run the conversation on ``conn``: on PostgreSQL each round is pipelined into one
     round trip on the driver connection; on SQLite (in-process) statements simply run."""
     driver = conn.connection.driver_connection
@@ -286,8 +337,8 @@ def _drive(steps: BatchSteps, conn: sa.Connection) -> list[Receipt | CanastaErro
         while True:
             statements = steps.send(run_round(statements))
     except StopIteration as done:
-        outcomes: list[Receipt | CanastaError] = done.value
-        return outcomes
+        result: tuple[Outcomes, Sealed | None] = done.value
+        return result
 
 
 def _pipelined(driver: psycopg.Connection[Any], statements: Round) -> list[Rows | None]:

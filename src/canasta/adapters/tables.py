@@ -227,6 +227,10 @@ ledger_entries = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
+    # The transparency log: a fresh random salt per entry (private; a receipt carries it)
+    # and the public leaf, SHA-256(salt ‖ canonical entry).
+    sa.Column("salt", sa.LargeBinary(32), nullable=False),
+    sa.Column("commitment", sa.LargeBinary(32), nullable=False),
 )
 
 #: One row: the last entry of the ledger. Writers lock it, which orders the chain.
@@ -236,7 +240,48 @@ ledger_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
+    # The Merkle tree's right edge after entry ``seq`` (its perfect subtrees' roots, largest
+    # first): all a writer needs to extend the log and sign its new root.
+    sa.Column("log_frontier", sa.LargeBinary, nullable=False),
+    # SHA-256 of the last signed checkpoint's note, which the next checkpoint names.
+    sa.Column("checkpoint_hash", sa.String(64), nullable=False),
     sa.CheckConstraint("id = 1", name="single_row"),
 )
 
-LEDGER_HEAD_SEED = {"id": 1, "seq": 0, "entry_hash": GENESIS_HASH}
+LEDGER_HEAD_SEED = {
+    "id": 1,
+    "seq": 0,
+    "entry_hash": GENESIS_HASH,
+    "log_frontier": b"",
+    "checkpoint_hash": GENESIS_HASH,
+}
+
+#: Every checkpoint the log has signed: the tree's size and root, as a C2SP signed note.
+log_checkpoints = sa.Table(
+    "log_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("signed_at", Timestamp, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+#: Full tiles of the log's tree (tlog-tiles): tile ``idx`` at ``level`` holds the 256 hashes
+#: at height 8·level, nodes idx·256 to idx·256+255. Derived from the leaves; kept so proofs
+#: are served without rehashing the log.
+log_tiles = sa.Table(
+    "log_tiles",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hashes", sa.LargeBinary, nullable=False),
+)
+
+#: The public keys this database was first used with; another key directory is refused.
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("verifier", sa.Text, nullable=False),
+    sa.Column("first_used_at", Timestamp, nullable=False),
+)

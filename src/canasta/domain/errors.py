@@ -90,6 +90,12 @@ class TooLarge(InvalidInput):
     code = "too-large"
 
 
+class LedgerDamaged(CanastaError):
+    """The stored ledger or log is not as canasta wrote it; appending would build on it."""
+
+    code = "ledger-damaged"
+
+
 class Unavailable(CanastaError):
     """The store could not take the write; nothing was recorded and a retry is safe."""
 

@@ -17,7 +17,7 @@ This module does no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -160,3 +160,109 @@ class Frontier:
         for _, left in reversed(self.peaks[:-1]):
             node = node_hash(left, node)
         return node
+
+    def to_bytes(self) -> bytes:
+        """The peaks' hashes, largest first; their heights follow from the size."""
+        return b"".join(node for _, node in self.peaks)
+
+    @classmethod
+    def from_bytes(cls, size: int, data: bytes) -> Frontier:
+        heights = [h for h in range(size.bit_length() - 1, -1, -1) if size >> h & 1]
+        if len(data) != 32 * len(heights):
+            raise ValueError(f"a frontier of a tree of {size} holds {len(heights)} hashes")
+        return cls(size, [(h, data[32 * i : 32 * i + 32]) for i, h in enumerate(heights)])
+
+    def nodes(self) -> dict[tuple[int, int], bytes]:
+        """The peaks by (height, index at that height)."""
+        found, start = {}, 0
+        for height, node in self.peaks:
+            found[(height, start >> height)] = node
+            start += 1 << height
+        return found
+
+
+#: A complete subtree's hash by (height, index at that height): index i at height h covers
+#: leaves [i·2^h, (i+1)·2^h).
+NodeReader = Callable[[int, int], bytes]
+
+
+def range_hash(start: int, end: int, node: NodeReader) -> bytes:
+    """MTH(D[start:end]) for a range that RFC 9162's recursion produces (``start`` aligned
+    to the largest power of two below ``end - start``), from complete subtrees."""
+    n = end - start
+    if n & (n - 1) == 0:
+        height = n.bit_length() - 1
+        return node(height, start >> height)
+    k = _split(n)
+    return node_hash(range_hash(start, start + k, node), range_hash(start + k, end, node))
+
+
+def inclusion_path(index: int, size: int, node: NodeReader) -> list[bytes]:
+    """``inclusion_proof`` from complete subtrees instead of the whole list of leaves."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of {size}")
+    path: list[bytes] = []
+    start, end = 0, size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            path.append(range_hash(start + k, end, node))
+            end = start + k
+        else:
+            path.append(range_hash(start, start + k, node))
+            start += k
+    path.reverse()
+    return path
+
+
+def consistency_path(old_size: int, new_size: int, node: NodeReader) -> list[bytes]:
+    """``consistency_proof`` from complete subtrees instead of the whole list of leaves."""
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
+    path: list[bytes] = []
+    m, start, end, complete = old_size, 0, new_size, True
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:
+            path.append(range_hash(start + k, end, node))
+            end = start + k
+        else:
+            path.append(range_hash(start, start + k, node))
+            m -= k
+            start += k
+            complete = False
+    if not complete:
+        path.append(range_hash(start, end, node))
+    path.reverse()
+    return path
+
+
+class GrowingTree:
+    """The nodes of a tree just grown from ``frontier`` by ``leaves``: enough to prove any
+    new leaf's inclusion and the old tree's consistency with the new one, without reading
+    anything else. Interior nodes are computed once and remembered."""
+
+    def __init__(self, frontier: Frontier, leaves: Sequence[bytes]) -> None:
+        self.old_size = frontier.size
+        self.size = frontier.size + len(leaves)
+        self._leaves = leaves
+        self._known = frontier.nodes()
+
+    def node(self, height: int, index: int) -> bytes:
+        found = self._known.get((height, index))
+        if found is not None:
+            return found
+        start = index << height
+        if (index + 1) << height > self.size:
+            raise ValueError(f"the subtree at height {height}, index {index} is not complete")
+        if start + (1 << height) <= self.old_size:
+            raise ValueError(f"the subtree at height {height}, index {index} is below the frontier")
+        if height == 0:
+            value = self._leaves[start - self.old_size]
+        else:
+            value = node_hash(self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1))
+        self._known[(height, index)] = value
+        return value
+
+    def inclusion(self, index: int) -> list[bytes]:
+        return inclusion_path(index, self.size, self.node)

@@ -51,7 +51,7 @@ def commitment(entry: LedgerEntry, salt: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Receipt:
+class LogReceipt:
     entry: LedgerEntry
     salt: bytes
     leaf_index: int
@@ -59,31 +59,37 @@ class Receipt:
     #: A signed checkpoint (C2SP signed note) of a tree that holds the leaf.
     checkpoint: str
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "entry": {
-                    "seq": self.entry.seq,
-                    "kind": self.entry.kind,
-                    "recorded_at": self.entry.recorded_at,
-                    "body": dict(self.entry.body),
-                    "prev": self.entry.prev_hash,
-                    "hash": self.entry.entry_hash,
-                },
-                "salt": base64.b64encode(self.salt).decode(),
-                "leaf_index": self.leaf_index,
-                "inclusion_proof": [base64.b64encode(p).decode() for p in self.proof],
-                "checkpoint": self.checkpoint,
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "entry": {
+                "seq": self.entry.seq,
+                "kind": self.entry.kind,
+                "recorded_at": self.entry.recorded_at,
+                "body": dict(self.entry.body),
+                "prev": self.entry.prev_hash,
+                "hash": self.entry.entry_hash,
             },
-            ensure_ascii=False,
-            indent=2,
-        )
+            "salt": base64.b64encode(self.salt).decode(),
+            "leaf_index": self.leaf_index,
+            "inclusion_proof": [base64.b64encode(p).decode() for p in self.proof],
+            "checkpoint": self.checkpoint,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Receipt:
+    def from_json(cls, text: str) -> LogReceipt:
         try:
             data = json.loads(text)
+        except ValueError as error:
+            raise BadReceipt(f"the receipt is not JSON ({error})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LogReceipt:
+        try:
             if not isinstance(data, Mapping) or data.get("format") != FORMAT:
                 raise BadReceipt(f"not a {FORMAT} receipt")
             raw = data["entry"]
@@ -122,7 +128,7 @@ class Verified:
     entry: LedgerEntry
 
 
-def verify_receipt(receipt: Receipt, verifiers: list[Verifier]) -> Verified:
+def verify_receipt(receipt: LogReceipt, verifiers: list[Verifier]) -> Verified:
     """Check that the receipt's entry is what its hash says, that the salt opens the leaf,
     that the checkpoint is signed by the log, and that the leaf is in the checkpoint's tree;
     ``BadReceipt`` names the first thing that fails."""
@@ -132,6 +138,10 @@ def verify_receipt(receipt: Receipt, verifiers: list[Verifier]) -> Verified:
         head = Checkpoint.parse(open_note(receipt.checkpoint, verifiers))
     except BadNote as bad:
         raise BadReceipt(f"the checkpoint does not verify: {bad.message}") from None
+    if receipt.leaf_index != receipt.entry.seq - 1:
+        raise BadReceipt(
+            f"entry {receipt.entry.seq} is leaf {receipt.entry.seq - 1} of the log, not {receipt.leaf_index}"
+        )
     if len(receipt.salt) != SALT_BYTES:
         raise BadReceipt(f"the salt is {len(receipt.salt)} bytes, not {SALT_BYTES}")
     leaf = leaf_hash(commitment(receipt.entry, receipt.salt))

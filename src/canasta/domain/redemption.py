@@ -24,6 +24,7 @@ from canasta.domain.errors import (
 from canasta.domain.ledger import EntryKind, LedgerEntry
 from canasta.domain.model import Beneficiary, Card, Cycle, Entitlement, Programme, format_card_id
 from canasta.domain.quantity import format_milli
+from canasta.domain.receipt import LogReceipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class Receipt:
     ledger_seq: int
     entry_hash: str
     replayed: bool = False
+    #: The transparency log's receipt: the entry, its salt and its inclusion proof against
+    #: a signed checkpoint (None until the log has taken the entry, or without a log key).
+    log: LogReceipt | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class Receipt:
             "time": self.recorded_at,
             "ledger_position": self.ledger_seq,
             "entry_hash": self.entry_hash,
+            "log_receipt": None if self.log is None else self.log.as_dict(),
         }
 
 

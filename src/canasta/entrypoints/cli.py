@@ -11,7 +11,7 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +24,7 @@ from rich.table import Table
 from canasta import __version__
 from canasta.adapters import migrate
 from canasta.adapters.db import make_engine
-from canasta.domain.errors import CanastaError, ImportRejected
+from canasta.domain.errors import CanastaError, ImportRejected, InvalidInput
 from canasta.domain.model import (
     BeneficiaryKind,
     CardStatus,
@@ -34,6 +34,8 @@ from canasta.domain.model import (
     format_card_id,
 )
 from canasta.domain.quantity import format_milli, to_milli
+from canasta.domain.signed_note import BadNote, Verifier
+from canasta.entrypoints.card_print import CardFormat, print_cards
 from canasta.entrypoints.render import print_explanation
 from canasta.policy.language import PolicyRejected
 from canasta.service import audit as audit_service
@@ -42,7 +44,10 @@ from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
 from canasta.service.bootstrap import open_database
+from canasta.service.card_tokens import revocation_list
 from canasta.service.settings import ENV_DATABASE_URL, Settings
+from canasta.service.transparency import LogView, keyring_of
+from canasta.service.verifier import DatabaseLog, HttpLog, LogSource, verify_log, verify_receipt_file
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -75,6 +80,12 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(report_app, name="report")
 app.add_typer(outlets_app, name="outlets")
 app.add_typer(cards_app, name="cards")
+verify_app = typer.Typer(
+    help="Check receipts and the transparency log with nothing but the public key.", no_args_is_help=True
+)
+log_app = typer.Typer(help="The transparency log: checkpoints, keys, receipts.", no_args_is_help=True)
+app.add_typer(verify_app, name="verify")
+app.add_typer(log_app, name="log")
 
 Db = Annotated[
     str | None,
@@ -646,6 +657,62 @@ def cards_issue(
     console.print(f"Issued {len(issued):,} cards; listed in {out}.")
 
 
+@cards_app.command("print")
+def cards_print(
+    cards: Annotated[
+        list[str] | None,
+        typer.Argument(help="Cards to print, as printed or typed.", metavar="CARD", show_default=False),
+    ] = None,
+    all_cards: Annotated[bool, typer.Option("--all", help="Print every active card.")] = False,
+    fmt: Annotated[
+        CardFormat, typer.Option("--format", help="svg (vector) or png (300 dpi).")
+    ] = CardFormat.SVG,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write one file per card into.")] = Path(
+        "cards"
+    ),
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note", help="A line printed on every card, such as the programme (60 characters at most)."
+        ),
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Draw printable cards (85.6 × 54 mm) with their signed QR code, one file per card named
+    by its id. Withdrawn cards are refused; nothing is written unless every card is."""
+    if bool(cards) == all_cards:
+        raise typer.BadParameter("name the cards to print, or give --all (not both)")
+    engine = _engine(db)
+    with _bar("Drawing cards") as advance:
+        written = print_cards(
+            engine,
+            keyring_of(engine),
+            None if all_cards else cards,
+            out,
+            fmt,
+            programme_note=note,
+            progress=advance,
+        )
+    console.print(
+        f"Wrote {len(written):,} {fmt.value.upper()} card{'s' if len(written) != 1 else ''} to {out}."
+    )
+
+
+@cards_app.command("revocations")
+def cards_revocations(
+    out: Annotated[Path | None, typer.Option(help="Write the list here instead of printing it.")] = None,
+    db: Db = None,
+) -> None:
+    """The signed revocation list: every lost and revoked card, signed by the issuer key."""
+    engine = _engine(db)
+    note = revocation_list(engine, keyring_of(engine), datetime.now(UTC))
+    if out is None:
+        console.print(note, end="", highlight=False, markup=False)
+    else:
+        out.write_text(note, encoding="utf-8")
+        console.print(f"Wrote the revocation list to {out}.")
+
+
 @cards_app.command("withdraw")
 def cards_withdraw(
     card: str,
@@ -753,6 +820,113 @@ def audit(db: Db = None) -> None:
     if len(report.problems) > 50:
         err.print(f"  … and {len(report.problems) - 50} more")
     raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ verify and log
+
+
+def _verifier(key: str | None, log: HttpLog | None) -> list[Verifier]:
+    """The log's public key from ``--key`` (a verifier line or a file holding one), or
+    fetched from the log itself when only ``--log`` is given (and said so)."""
+    if key is None:
+        if log is None:
+            raise InvalidInput("give the log's public key with --key (a name+keyid+key line or a file)")
+        text = log.key()
+        err.print(
+            f"[yellow]Using the key the log itself serves[/yellow] ({text}); check it against the key "
+            "the operator publishes, or pass --key."
+        )
+    else:
+        path = Path(key)
+        text = path.read_text(encoding="utf-8").strip() if "+" not in key and path.is_file() else key
+    try:
+        return [Verifier.parse(text)]
+    except BadNote as bad:
+        raise InvalidInput(f"--key: {bad.message}") from None
+
+
+def _source(source: str) -> tuple[LogSource, HttpLog | None]:
+    if source.startswith(("http://", "https://")):
+        http = HttpLog(source)
+        return http, http
+    return DatabaseLog(make_engine(Settings.load(source).database_url)), None
+
+
+@verify_app.command("receipt")
+def verify_receipt_command(
+    file: Annotated[Path, typer.Argument(help="A receipt file (canasta-receipt/1 JSON).", exists=True)],
+    key: Annotated[str | None, typer.Option(help="The log's public key, or a file holding it.")] = None,
+    log: Annotated[
+        str | None, typer.Option(help="The log's URL: also check that today's log still holds the entry.")
+    ] = None,
+) -> None:
+    """Check a receipt: its entry, the salt that opens the log's commitment, the inclusion
+    proof and the checkpoint's signature. Needs only the log's public key."""
+    http = HttpLog(log) if log else None
+    report = verify_receipt_file(file.read_text(encoding="utf-8"), _verifier(key, http), http)
+    entry = report.verified.entry
+    console.print(
+        f"[green]Receipt verified[/green]: entry {entry.seq} ({entry.kind}, {entry.recorded_at}) is leaf "
+        f"{report.verified.leaf_index} of {report.verified.checkpoint.origin}, in the tree of "
+        f"{report.verified.checkpoint.size:,} entries its checkpoint signs."
+    )
+    if report.latest_size is not None:
+        console.print(
+            f"The log's latest tree ({report.latest_size:,} entries) extends that tree "
+            "(consistency proof checked)."
+        )
+
+
+@verify_app.command("log")
+def verify_log_command(
+    source: Annotated[str, typer.Argument(help="The log's URL (http…) or a copy of its database.")],
+    key: Annotated[str | None, typer.Option(help="The log's public key, or a file holding it.")] = None,
+) -> None:
+    """Rebuild the log's Merkle tree from every leaf and check every checkpoint it ever
+    signed against it. Exits 1 naming each checkpoint that does not hold."""
+    found, http = _source(source)
+    verifiers = _verifier(key, http)
+    with _bar("Verifying the log") as advance:
+        report = verify_log(found, verifiers, advance)
+    if report.ok:
+        console.print(
+            f"[green]Log verified[/green]: {report.origin}, {report.leaves:,} leaves; all "
+            f"{report.checkpoints:,} checkpoints match the rebuilt tree ({report.seconds:.1f} s)."
+        )
+        return
+    err.print(f"[red]Log verification failed[/red]: {len(report.problems)} problem(s)")
+    for problem in report.problems[:50]:
+        err.print(f"  {problem}")
+    raise typer.Exit(1)
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(db: Db = None) -> None:
+    """Print the log's latest signed checkpoint (signing one if the last writer had no key)."""
+    checkpoint = LogView(_engine(db)).checkpoint()
+    console.print(checkpoint.note, end="", highlight=False, markup=False)
+
+
+@log_app.command("key")
+def log_key(db: Db = None) -> None:
+    """Print the public keys (verifier lines): the log's and the card issuer's."""
+    for role, verifier in keyring_of(_engine(db)).verifiers().items():
+        console.print(f"{role.value}: {verifier}", highlight=False, markup=False)
+
+
+@log_app.command("receipt")
+def log_receipt(
+    position: Annotated[int, typer.Argument(help="The entry's ledger position.")],
+    out: Annotated[Path | None, typer.Option(help="Write the receipt here instead of printing it.")] = None,
+    db: Db = None,
+) -> None:
+    """The log receipt of a ledger entry, proved against the latest checkpoint."""
+    text = LogView(_engine(db)).receipt(position).to_json()
+    if out is None:
+        console.print(text, end="", highlight=False, markup=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"Wrote the receipt of entry {position} to {out}.")
 
 
 @app.command("demo")

@@ -107,7 +107,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 "server.log",
                 *RULE_FILES,
             ):
-                old.unlink()
+                shutil.rmtree(old) if old.is_dir() else old.unlink()  # canasta.db.keys is a directory
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MARKER).write_text("made by canasta demo; the next demo here replaces it\n")
     for name, text in RULE_FILES.items():

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from canasta.adapters import ledger_repo
+from canasta.adapters import ledger_repo, log_repo
+from canasta.adapters.log_repo import StoredCheckpoint
 from canasta.adapters.tables import (
     cards,
     cycles,
@@ -22,8 +23,14 @@ from canasta.adapters.tables import (
     vehicles,
 )
 from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
+from canasta.domain.merkle import Frontier, leaf_hash
+from canasta.domain.receipt import SALT_BYTES, commitment
 from canasta.domain.redemption import NewRedemption, redemption_body
+from canasta.domain.signed_note import BadNote, Checkpoint, Verifier, open_note
+from canasta.domain.transparency import NO_CHECKPOINT, checkpoint_prev, checkpoint_time, note_hash
 from canasta.policy.document import policy_hash
+from canasta.service.keys import KeyProblem
+from canasta.service.transparency import TILE_WIDTH, keyring_of
 
 CHUNK = 5000
 
@@ -33,16 +40,18 @@ class AuditReport:
     entries: int = 0
     redemptions: int = 0
     entitlements: int = 0
+    checkpoints: int = 0
     ledger: list[LedgerProblem] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.ledger and not self.records
+        return not self.ledger and not self.log and not self.records
 
     @property
     def problems(self) -> list[str]:
-        return [str(p) for p in self.ledger] + self.records
+        return [str(p) for p in self.ledger] + self.log + self.records
 
     @property
     def first(self) -> str | None:
@@ -61,9 +70,12 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
             redemption_entries: dict[int, LedgerEntry] = {}
             other_entries: list[LedgerEntry] = []  # cycles and card withdrawals: few
 
+            log = LogAudit(conn, _log_verifiers(engine, conn), report)
+
             def counted() -> Iterator[LedgerEntry]:
                 total = head[0] if head else 0
-                for entry in ledger_repo.iter_entries(conn, CHUNK):
+                for entry, salt, leaf in ledger_repo.iter_logged_entries(conn, CHUNK):
+                    log.add(entry, salt, leaf)
                     report.entries += 1
                     if progress and report.entries % CHUNK == 0:
                         progress(report.entries, max(total, report.entries))
@@ -77,6 +89,7 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
                     yield entry
 
             report.ledger.extend(verify_chain(counted(), head))
+            log.finish()
             _check_redemptions(conn, redemption_entries, report)
             _check_orphans(conn, report)
             _check_balances(conn, report)
@@ -84,6 +97,127 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
             _check_cards(conn, other_entries, report)
             _check_policies(conn, other_entries, report)
     return report
+
+
+def _log_verifiers(engine: sa.Engine, conn: sa.Connection) -> list[Verifier]:
+    """The log's key as the key directory holds it; without one loaded, as the database
+    recorded it (which whoever can write the database could replace: said in the report)."""
+    try:
+        return [keyring_of(engine).log.verifier]
+    except KeyProblem:
+        recorded = log_repo.recorded_keys(conn).get("log")
+        return [Verifier.parse(recorded)] if recorded else []
+
+
+class LogAudit:
+    """Walks the entries beside the transparency log: every entry's commitment opens with its
+    salt; the tree rebuilt from the leaves has, at every stored checkpoint's size, the root
+    the checkpoint signs; the checkpoints chain (each names the one before) up to the one
+    the ledger head names; the head's frontier and the stored tiles are those of the tree."""
+
+    def __init__(self, conn: sa.Connection, verifiers: list[Verifier], report: AuditReport) -> None:
+        self.conn = conn
+        self.verifiers = verifiers
+        self.report = report
+        self.frontier = Frontier()
+        self.block: list[bytes] = []
+        self.checkpoints = log_repo.iter_checkpoints(conn)
+        self.next: StoredCheckpoint | None = None
+        self.previous_note: str | None = None
+        self._advance()
+        if not verifiers:
+            report.log.append("log: no log key is known, so no checkpoint signature could be checked")
+
+    def _problem(self, text: str) -> None:
+        if len(self.report.log) < 200:
+            self.report.log.append(text)
+
+    def _advance(self) -> None:
+        self.next = next(self.checkpoints, None)
+
+    def add(self, entry: LedgerEntry, salt: bytes, leaf_data: bytes) -> None:
+        try:
+            opened = len(salt) == SALT_BYTES and commitment(entry, salt) == leaf_data
+        except (TypeError, ValueError):
+            opened = False
+        if not opened:
+            self._problem(
+                f"entry {entry.seq}: its commitment in the public log does not open to it (the entry, "
+                "its salt or its commitment was changed after it was logged)"
+            )
+        leaf = leaf_hash(leaf_data)
+        self.frontier.append(leaf)
+        self.block.append(leaf)
+        if len(self.block) == TILE_WIDTH:
+            self._check_tile(self.frontier.size // TILE_WIDTH - 1)
+            self.block = []
+        while self.next is not None and self.next.size <= self.frontier.size:
+            self._check_checkpoint(
+                self.next, self.frontier.root() if self.next.size == self.frontier.size else None
+            )
+            self._advance()
+
+    def _check_tile(self, index: int) -> None:
+        stored = log_repo.tile(self.conn, 0, index)
+        if stored is not None and stored != b"".join(self.block):
+            self._problem(
+                f"log tile 0/{index} does not hold the hashes of leaves {index * 256} to {index * 256 + 255}"
+            )
+
+    def _check_checkpoint(self, stored: StoredCheckpoint, root: bytes | None) -> None:
+        self.report.checkpoints += 1
+        name = f"checkpoint of size {stored.size}"
+        try:
+            note = Checkpoint.parse(open_note(stored.note, self.verifiers)) if self.verifiers else None
+        except BadNote as bad:
+            self._problem(f"{name}: its signed note does not verify ({bad.message})")
+            note = None
+        if note is not None:
+            if note.size != stored.size:
+                self._problem(f"{name}: holds the note of a tree of {note.size} (checkpoints were moved)")
+            if note.root != stored.root:
+                self._problem(f"{name}: its stored root is not the root its note signs")
+            if checkpoint_time(note) != stored.signed_at:
+                self._problem(f"{name}: its stored time is not the time its note signs")
+            expected = NO_CHECKPOINT if self.previous_note is None else note_hash(self.previous_note)
+            if checkpoint_prev(note) != expected:
+                self._problem(
+                    f"{name}: the checkpoint before it is missing, was changed or moved "
+                    "(its link does not match)"
+                )
+        if root is None:
+            self._problem(
+                f"{name}: a checkpoint at a size between two entries cannot exist (checkpoints moved)"
+            )
+        elif root != stored.root:
+            self._problem(
+                f"{name}: the leaves no longer hash to the root it signs: an entry at or before "
+                f"{stored.size} was changed, added, removed or moved after it was signed"
+            )
+        self.previous_note = stored.note
+
+    def finish(self) -> None:
+        while self.next is not None:
+            self._problem(
+                f"checkpoint of size {self.next.size}: the ledger holds only {self.frontier.size} entries; "
+                "entries it signed were removed"
+            )
+            self.report.checkpoints += 1
+            self.previous_note = self.next.note
+            self._advance()
+        head = ledger_repo.read_head_row(self.conn)
+        if head is not None:
+            frontier, checkpoint_hash = head
+            if frontier != self.frontier.to_bytes():
+                self._problem(
+                    "ledger head: its record of the log's tree is not the tree of the stored entries"
+                )
+            expected = NO_CHECKPOINT if self.previous_note is None else note_hash(self.previous_note)
+            if checkpoint_hash != expected:
+                self._problem(
+                    "ledger head: the last checkpoint it names is not the last stored "
+                    "(the latest checkpoint was removed or replaced)"
+                )
 
 
 def _check_policies(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:

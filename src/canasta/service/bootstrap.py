@@ -10,9 +10,11 @@ from canasta.adapters import migrate
 from canasta.adapters.db import make_engine
 from canasta.adapters.redemption_repo import SqlRedemptionStore
 from canasta.domain.errors import CanastaError
+from canasta.service.keys import key_directory, load_keyring
 from canasta.service.outlets import OutletAuthenticator
 from canasta.service.redemption import RedemptionDesk
 from canasta.service.settings import Settings
+from canasta.service.transparency import LogView, bind_keys
 
 
 class DatabaseOutOfDate(CanastaError):
@@ -25,6 +27,7 @@ class Canasta:
     engine: sa.Engine
     desk: RedemptionDesk
     outlets: OutletAuthenticator
+    log: LogView
 
     def close(self) -> None:
         self.desk.stop()
@@ -46,6 +49,11 @@ def open_database(settings: Settings, *, create: bool = True, serving: bool = Fa
             f"the database is at schema {current or 'none'} and this canasta needs {head}; "
             "run 'canasta db upgrade' first"
         )
+    try:
+        bind_keys(engine, load_keyring(key_directory(settings.database_url)))
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -55,4 +63,4 @@ def bootstrap(settings: Settings, *, inline: bool = False) -> Canasta:
     engine = open_database(settings, serving=inline)
     desk = RedemptionDesk(SqlRedemptionStore(engine), max_batch=settings.max_batch, inline=inline)
     outlets = OutletAuthenticator(engine, settings.token_cache_seconds)
-    return Canasta(settings, engine, desk, outlets)
+    return Canasta(settings, engine, desk, outlets, LogView(engine))

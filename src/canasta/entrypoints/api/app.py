@@ -1,13 +1,15 @@
 """The FastAPI application: outlets redeem and read balances; everything else is the CLI's
 for now. Handlers only translate: the service layer decides."""
 
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
@@ -16,7 +18,9 @@ from canasta import __version__
 from canasta.domain.errors import Unauthenticated
 from canasta.domain.model import format_card_id
 from canasta.domain.quantity import format_milli
+from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api import problems
+from canasta.entrypoints.api.log import log_router, receipt_router
 from canasta.entrypoints.api.redemptions import FastPath, RedemptionEndpoint
 from canasta.entrypoints.api.schemas import (
     KEY_PATTERN,
@@ -34,8 +38,10 @@ from canasta.entrypoints.api.schemas import (
 from canasta.policy.explain import APPEAL
 from canasta.service import rules
 from canasta.service.bootstrap import Canasta, bootstrap
+from canasta.service.card_tokens import revocation_list
 from canasta.service.cards import card_balance
 from canasta.service.settings import Settings
+from canasta.service.transparency import keyring_of
 
 _bearer = HTTPBearer(auto_error=False, description="The outlet's API token")
 
@@ -113,7 +119,13 @@ def create_app(canasta: Canasta) -> FastAPI:
         return await authenticate_token(credentials.credentials)
 
     Outlet = Annotated[str, Depends(outlet)]
-    endpoint = RedemptionEndpoint(canasta.desk, authenticate_token)
+
+    @functools.cache
+    def issuer_keys() -> tuple[Verifier, ...]:
+        """The key scanned cards are checked with (looked up once, on first use)."""
+        return (keyring_of(canasta.engine).issuer.verifier,)
+
+    endpoint = RedemptionEndpoint(canasta.desk, authenticate_token, canasta.log, issuer_keys)
 
     @app.post(
         "/api/v1/redemptions",
@@ -161,6 +173,24 @@ def create_app(canasta: Canasta) -> FastAPI:
                 )
                 for b in lines
             ],
+        )
+
+    @app.get(
+        "/api/v1/cards/revocations",
+        response_class=PlainTextResponse,
+        tags=["cards"],
+        responses={200: {"content": {"text/plain": {}}, "description": "The signed revocation list"}},
+    )
+    async def revocations() -> PlainTextResponse:
+        """Every lost and revoked card, one ``CARDID lost|revoked`` line each sorted by id, as a
+        note signed by the issuer key (public, no token: it names only card ids). Outlets
+        download it to refuse withdrawn cards offline and check it with the issuer's key from
+        ``GET /log/v1/keys``."""
+        note = await run_in_threadpool(
+            revocation_list, canasta.engine, keyring_of(canasta.engine), datetime.now(UTC)
+        )
+        return PlainTextResponse(
+            note, media_type="text/plain; charset=utf-8", headers={"cache-control": "public, max-age=60"}
         )
 
     @app.get(
@@ -250,6 +280,8 @@ def create_app(canasta: Canasta) -> FastAPI:
                 )
         return problems.problem(404, "http-404", "Not found", f"no problem type {slug!r}", request.url.path)
 
+    app.include_router(receipt_router(canasta.log))
+    app.include_router(log_router(canasta.log))
     app.state.redemptions = endpoint
     return app
 

@@ -12,6 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canasta.domain import errors as e
+from canasta.domain.card_token import (
+    BadCard,
+    CardExpired,
+    CardNotYetValid,
+    CardSignatureInvalid,
+    UnknownCardIssuer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,12 @@ HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
 #: Most specific first: the first matching class decides.
 STATUS: list[tuple[type[e.CanastaError], int, str]] = [
     (e.MalformedCardId, 422, "Malformed card id"),
+    (CardExpired, 403, "Card expired"),
+    (CardNotYetValid, 403, "Card not yet valid"),
+    (UnknownCardIssuer, 422, "Unknown card issuer"),
+    (CardSignatureInvalid, 422, "Card signature invalid"),
+    (BadCard, 422, "Malformed card code"),
+    (e.LedgerDamaged, 500, "Ledger damaged"),
     (e.CardNotFound, 404, "Unknown card"),
     (e.CardRevoked, 403, "Card withdrawn"),
     (e.ProgrammeNotFound, 404, "Unknown programme"),

@@ -14,19 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from canasta.domain.card_token import card_from_scan
 from canasta.domain.errors import CanastaError, InvalidInput, TooLarge, Unauthenticated
-from canasta.domain.model import normalise_card_id
 from canasta.domain.quantity import to_milli
-from canasta.domain.redemption import RedeemQuota
+from canasta.domain.redemption import Receipt, RedeemQuota
+from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api import problems
 from canasta.entrypoints.api.schemas import KEY_PATTERN, RedemptionRequest
 from canasta.service.redemption import RedemptionDesk
+from canasta.service.transparency import LogView
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +48,17 @@ _REPLAYED = (b"idempotent-replayed", b"true")
 
 
 class RedemptionEndpoint:
-    def __init__(self, desk: RedemptionDesk, authenticate: Callable[[str], Awaitable[str]]) -> None:
+    def __init__(
+        self,
+        desk: RedemptionDesk,
+        authenticate: Callable[[str], Awaitable[str]],
+        log_view: LogView | None = None,
+        issuer_keys: Callable[[], Sequence[Verifier]] = tuple,
+    ) -> None:
         self._desk = desk
         self._authenticate = authenticate
+        self._log_view = log_view
+        self._issuer_keys = issuer_keys
 
     async def answer(self, authorization: str | None, header_key: str | None, body: bytes | None) -> Answer:
         """Status, body and headers for one request (``body`` is None when it was too large
@@ -60,8 +73,21 @@ class RedemptionEndpoint:
         except Exception:  # never a traceback to the outlet; the log has it
             log.exception("unexpected error on %s", PATH)
             return _problem(problems.problem_document(500, *problems.INTERNAL_ERROR, PATH))
+        if receipt.replayed and receipt.log is None and self._log_view is not None:
+            receipt = await self._with_log_receipt(receipt)
         headers = [_JSON, _REPLAYED] if receipt.replayed else [_JSON]
         return 201, json.dumps(receipt.as_json()).encode(), headers
+
+    async def _with_log_receipt(self, receipt: Receipt) -> Receipt:
+        """A retry's receipt with the same log receipt the first answer carried: proved
+        against the first checkpoint that holds the entry."""
+        assert self._log_view is not None
+        try:
+            found = await run_in_threadpool(self._log_view.receipt, receipt.ledger_seq, True)
+        except CanastaError:  # the answer stands without it; GET .../log-receipt retries
+            log.warning("no log receipt for ledger entry %d", receipt.ledger_seq, exc_info=True)
+            return receipt
+        return replace(receipt, log=found)
 
     async def _redeem(self, authorization: str | None, header_key: str | None, body: bytes | None) -> Any:
         scheme, _, token = (authorization or "").partition(" ")
@@ -81,7 +107,7 @@ class RedemptionEndpoint:
         if request.idempotency_key and header_key and request.idempotency_key != header_key:
             raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ")
         command = RedeemQuota(
-            card_id=normalise_card_id(request.card),
+            card_id=card_from_scan(request.card, self._issuer_keys(), datetime.now(UTC).date()),
             programme=request.programme,
             quantity=to_milli(request.quantity),
             outlet=request.outlet,

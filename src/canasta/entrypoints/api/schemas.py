@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +26,9 @@ Quantity = Annotated[
 class RedemptionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    card: str = Field(min_length=1, max_length=64, description="Card id as printed or scanned")
+    card: str = Field(
+        min_length=1, max_length=200, description="Card id as printed, or the card's scanned QR code (CN1.…)"
+    )
     programme: str = Field(min_length=1, max_length=64)
     quantity: Quantity
     outlet: str = Field(min_length=1, max_length=64, description="Must be the calling outlet")
@@ -40,6 +42,27 @@ class RedemptionRequest(BaseModel):
     )
 
 
+class LedgerEntryOut(BaseModel):
+    seq: int
+    kind: str
+    recorded_at: str
+    body: dict[str, Any]
+    prev: str
+    hash: str
+
+
+class LogReceiptOut(BaseModel):
+    """Proof that the redemption is in the public transparency log. Save it as a file and
+    check it with ``canasta verify receipt FILE --key KEY`` (the key from GET /log/v1/key)."""
+
+    format: str = Field(description="canasta-receipt/1")
+    entry: LedgerEntryOut = Field(description="The ledger entry, as its hash covers it")
+    salt: str = Field(description="Base64; opens the entry's commitment in the public log")
+    leaf_index: int = Field(description="The entry's leaf in the log (its ledger position - 1)")
+    inclusion_proof: list[str] = Field(description="RFC 9162 inclusion proof, base64 hashes")
+    checkpoint: str = Field(description="A signed checkpoint (C2SP signed note) of a tree holding the leaf")
+
+
 class ReceiptOut(BaseModel):
     redemption_id: int = Field(description="The redemption's ledger position")
     card: str
@@ -51,6 +74,9 @@ class ReceiptOut(BaseModel):
     time: str
     ledger_position: int
     entry_hash: str
+    log_receipt: LogReceiptOut | None = Field(
+        description="The receipt the public log verifies (null only if the log could not sign yet)"
+    )
 
 
 class BalanceLine(BaseModel):
