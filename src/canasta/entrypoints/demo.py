@@ -23,7 +23,7 @@ import tomllib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,13 @@ from rich.table import Table
 
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import cards, entitlements, households, programmes
+from canasta.domain.card_token import sign_card
 from canasta.domain.errors import CanastaError
 from canasta.domain.model import BeneficiaryKind, CardStatus, OutletKind, Programme
 from canasta.domain.quantity import format_milli, to_milli, to_units
+from canasta.domain.receipt import LogReceipt, verify_receipt
+from canasta.domain.signed_note import Verifier
+from canasta.entrypoints.card_print import CardFormat, print_cards
 from canasta.entrypoints.render import print_explanation
 from canasta.entrypoints.synthetic import FOOD_POLICY, FUEL_POLICY, SCHEMA, generate
 from canasta.service import audit as audit_service
@@ -47,7 +51,10 @@ from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
 from canasta.service import rules
 from canasta.service.bootstrap import open_database
+from canasta.service.keys import Keyring, key_directory
 from canasta.service.settings import Settings
+from canasta.service.transparency import keyring_of
+from canasta.service.verifier import HttpLog, LogReport, verify_log
 
 #: Marks a directory the demo made, so a later demo may replace it (and no other).
 MARKER = ".canasta-demo"
@@ -87,6 +94,16 @@ class Tally:
     retries_checked: int = 0
     retries_mismatched: int = 0
     sent: int = 0
+    scanned: int = 0  # redemptions sent with the card's scanned QR code instead of its id
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # the log receipts handed out
+
+
+@dataclass(slots=True)
+class Verified:
+    receipts: int
+    log: LogReport
+    seconds: float
+    key_file: Path
 
 
 def run_demo(options: DemoOptions, console: Console) -> None:
@@ -176,6 +193,16 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     )
     active = _active_cards(engine)
     withdrawn_ids = [c.card_id for c in withdrawn]
+    keys = keyring_of(engine)
+    sample_card = active["household"][0][0] if active["household"] else None
+    printed = (
+        [
+            *print_cards(engine, keys, [sample_card], directory / "cards", CardFormat.SVG),
+            *print_cards(engine, keys, [sample_card], directory / "cards", CardFormat.PNG),
+        ]
+        if sample_card
+        else []
+    )
     engine.dispose()
 
     port = _free_port()
@@ -210,9 +237,11 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 shop_outlets,
                 options,
                 rng,
+                keys,
             )
         )
         elapsed = time.perf_counter() - started
+        verified = _verify_publicly(console, f"http://127.0.0.1:{port}", tally, directory, url, rng)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -221,7 +250,28 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             server.kill()
             server.wait()
         log_file.close()
-    _report(console, url, tally, elapsed, port, tokens, active, directory)
+    _report(console, url, tally, elapsed, port, tokens, active, directory, verified, printed)
+
+
+def _verify_publicly(
+    console: Console, base: str, tally: Tally, directory: Path, url: str, rng: random.Random
+) -> Verified:
+    """What anyone can do with the public key alone: check a sample of the receipts handed
+    out, and rebuild the whole log from its public endpoints and check every checkpoint."""
+    key_file = key_directory(Settings.load(url).database_url) / "log.pub"
+    verifiers = [Verifier.parse(key_file.read_text(encoding="utf-8"))]
+    started = time.perf_counter()
+    sample = rng.sample(tally.receipts, min(100, len(tally.receipts)))
+    with console.status(f"Verifying {len(sample)} receipts and the whole log with the public key only…"):
+        for found in sample:
+            verify_receipt(LogReceipt.from_dict(found), verifiers)
+        with httpx.Client(timeout=30) as client:
+            report = verify_log(HttpLog(base, client), verifiers)
+    if sample:
+        (directory / "receipt-example.json").write_text(
+            LogReceipt.from_dict(sample[0]).to_json(), encoding="utf-8"
+        )
+    return Verified(len(sample), report, time.perf_counter() - started, key_file)
 
 
 def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
@@ -311,8 +361,10 @@ async def _drive(
     shop_outlets: list[tuple[str, str]],
     options: DemoOptions,
     rng: random.Random,
+    keys: Keyring,
 ) -> Tally:
     tally = Tally()
+    today = datetime.now(UTC).date()
     done: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # token, body, receipt
     deadline = time.perf_counter() + options.seconds
 
@@ -335,6 +387,9 @@ async def _drive(
             token, old, _ = rng.choice(done)
             body = {**old, "quantity": str(int(float(old["quantity"])) + 1)}
             return "reused-key", body, token
+        if kind == "normal" and rng.random() < 0.2:  # an outlet that scans the card's QR code
+            card = sign_card(keys.issuer, card, today)
+            tally.scanned += 1
         body = {
             "card": card,
             "programme": programme,
@@ -373,6 +428,8 @@ async def _drive(
                     else:
                         done.append((token, body, answer))
                         first_receipt[body["idempotency_key"]] = answer
+                        if answer.get("log_receipt"):
+                            tally.receipts.append(answer["log_receipt"])
                         tally.outcomes["redeemed"] += 1
                 else:
                     tally.outcomes[f"refused: {answer.get('title', status)} ({status})"] += 1
@@ -432,6 +489,8 @@ def _report(
     tokens: dict[str, str],
     active: dict[str, list[tuple[str, int]]],
     directory: Path,
+    verified: Verified,
+    printed: list[Path],
 ) -> None:
     engine = open_database(Settings.load(url))
     with transaction(engine, write=False) as conn:
@@ -484,10 +543,26 @@ def _report(
     if report.ok:
         console.print(
             f"[green]Audit passed[/green]: {report.entries:,} ledger entries chain correctly; "
-            f"{report.redemptions:,} redemptions and {report.entitlements:,} entitlements reconcile."
+            f"{report.redemptions:,} redemptions and {report.entitlements:,} entitlements reconcile; "
+            f"{report.checkpoints:,} signed checkpoints match the log."
         )
     else:
         console.print(f"[red]Audit failed[/red]: {report.first}")
+    console.rule("[bold]Verifiable by anyone")
+    log = verified.log
+    if log.ok:
+        console.print(
+            f"[green]Public verification passed[/green] with nothing but the log's public key "
+            f"({verified.key_file}): {verified.receipts} receipts handed out to outlets verify, and "
+            f"the whole log, rebuilt from its public endpoints ({log.leaves:,} leaves), matches all "
+            f"{log.checkpoints:,} checkpoints it signed ({verified.seconds:.1f} s)."
+        )
+    else:
+        console.print(f"[red]Public verification failed[/red]: {log.problems[0]}")
+    if tally.scanned:
+        console.print(f"{tally.scanned:,} redemptions were made by scanning the card's signed QR code.")
+    if printed:
+        console.print(f"A printable card, as SVG and PNG: {', '.join(str(p) for p in printed)}.")
     _, token = sorted(tokens.items())[0]
     card = active["household"][0][0] if active["household"] else ""
     console.rule("[bold]Browse it yourself")
@@ -514,6 +589,12 @@ def _report(
         soft_wrap=True,
     )
     console.print(f"  {canasta} audit --db {url}", soft_wrap=True)
+    if verified.receipts:
+        console.print(
+            f"  {canasta} verify receipt {directory}/receipt-example.json --key {verified.key_file}",
+            soft_wrap=True,
+        )
+    console.print(f"  {canasta} verify log {url} --key {verified.key_file}", soft_wrap=True)
     console.print(
         f"The API is described at http://127.0.0.1:{port}/docs; "
         f"outlet tokens are in {directory}/outlet-tokens.csv."
