@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -21,6 +24,7 @@ from canasta.domain.signed_note import Checkpoint, Verifier, open_note
 from canasta.domain.transparency import parse_tile_index, tile_path
 from canasta.entrypoints.api.app import create_server
 from canasta.entrypoints.cli import run
+from canasta.entrypoints.receipt_print import receipt_text
 from canasta.service import cards as card_service
 from canasta.service.bootstrap import bootstrap
 from canasta.service.card_tokens import card_payload
@@ -213,3 +217,30 @@ def test_cards_print_from_the_command_line(
     assert (tmp_path / "cards" / f"{card}.png").read_bytes().startswith(b"\x89PNG")
     assert run(["cards", "print", "--db", database_url]) != 0  # neither cards nor --all
     capsys.readouterr()
+
+
+def test_a_printable_receipt_carries_the_whole_receipt_in_its_qr_code(
+    client: TestClient, world: World
+) -> None:
+    made = redeem(client, world, "k1").json()
+    slip = client.get(
+        f"/api/v1/receipts/{made['ledger_position']}",
+        params={"format": "svg"},
+        headers={"Canasta-Card": made["card"]},
+    )
+    assert slip.status_code == 200 and slip.headers["content-type"] == "image/svg+xml"
+    root = ET.fromstring(slip.text)  # noqa: S314 - our own output
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "fuel: 1 litre" in texts and f"Card {made['card']}" in texts
+    (path,) = [p for p in root.iter("{http://www.w3.org/2000/svg}path") if p.get("id") == "receipt-qr"]
+    drawn = set()
+    for x, y, n in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\3z", path.get("d", "")):
+        drawn |= {(int(y) - 4, column - 4) for column in range(int(x), int(x) + int(n))}
+    again = LogReceipt.from_dict(
+        client.get(
+            f"/api/v1/receipts/{made['ledger_position']}", headers={"Canasta-Card": made["card"]}
+        ).json()
+    )
+    matrix = segno.make(receipt_text(again), error="L", micro=False, boost_error=False).matrix
+    assert drawn == {(y, x) for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark}
+    verify_receipt(LogReceipt.from_json(receipt_text(again)), [log_key(client)])

@@ -176,7 +176,6 @@ def render_svg(
 # ------------------------------------------------------------------------------ PNG
 
 
-# A 5 × 7 pixel font: each glyph is seven rows of five, '#' for ink.
 _DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-"})
 #: DejaVu sets Spanish and Portuguese text; where it is not installed, Pillow's built-in font
 #: is used and accents are dropped.
@@ -211,7 +210,7 @@ def render_png(
     dpi: int = PNG_DPI,
 ) -> bytes:
     """One card as a greyscale PNG at ``dpi`` (its pHYs chunk says so, so it prints at
-    85.6 × 54 mm), drawn with Pillow in its built-in scalable font."""
+    85.6 × 54 mm), drawn with Pillow (in DejaVu where installed)."""
     if not 150 <= dpi <= 1200:
         raise InvalidInput(f"cards are drawn at 150 to 1200 dpi, not {dpi}")
     layout = _layout(payload, card_id_formatted, issued_on, expires_on, programme_note)

@@ -36,6 +36,7 @@ from canasta.domain.model import (
 from canasta.domain.quantity import format_milli, to_milli
 from canasta.domain.signed_note import BadNote, Verifier
 from canasta.entrypoints.card_print import CardFormat, print_cards
+from canasta.entrypoints.receipt_print import render_receipt_svg
 from canasta.entrypoints.render import print_explanation
 from canasta.policy.language import PolicyRejected
 from canasta.service import audit as audit_service
@@ -918,10 +919,22 @@ def log_key(db: Db = None) -> None:
 def log_receipt(
     position: Annotated[int, typer.Argument(help="The entry's ledger position.")],
     out: Annotated[Path | None, typer.Option(help="Write the receipt here instead of printing it.")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="json (to verify) or svg (an 80 mm printable slip with its QR code)."),
+    ] = "json",
     db: Db = None,
 ) -> None:
     """The log receipt of a ledger entry, proved against the latest checkpoint."""
-    text = LogView(_engine(db)).receipt(position).to_json()
+    if fmt not in ("json", "svg"):
+        raise InvalidInput(f"--format is json or svg, not {fmt!r}")
+    engine = _engine(db)
+    receipt = LogView(engine).receipt(position)
+    if fmt == "svg":
+        units = {p.name: p.unit for p in programme_service.list_programmes(engine)}
+        text = render_receipt_svg(receipt, units.get(str(receipt.entry.body.get("programme"))))
+    else:
+        text = receipt.to_json()
     if out is None:
         console.print(text, end="", highlight=False, markup=False)
     else:

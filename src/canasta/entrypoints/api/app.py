@@ -40,6 +40,7 @@ from canasta.service import rules
 from canasta.service.bootstrap import Canasta, bootstrap
 from canasta.service.card_tokens import revocation_list
 from canasta.service.cards import card_balance
+from canasta.service.programmes import list_programmes
 from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
 
@@ -280,7 +281,10 @@ def create_app(canasta: Canasta) -> FastAPI:
                 )
         return problems.problem(404, "http-404", "Not found", f"no problem type {slug!r}", request.url.path)
 
-    app.include_router(receipt_router(canasta.log))
+    def unit_of(programme: str) -> str | None:
+        return {p.name: p.unit for p in list_programmes(canasta.engine)}.get(programme)
+
+    app.include_router(receipt_router(canasta.log, unit_of))
     app.include_router(log_router(canasta.log))
     app.state.redemptions = endpoint
     return app

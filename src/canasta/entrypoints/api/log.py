@@ -9,7 +9,8 @@ canasta's log; proofs are also served whole for clients that would rather not fe
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from canasta.domain.errors import InvalidInput, NotFound
 from canasta.domain.model import normalise_card_id
 from canasta.domain.transparency import parse_tile_index
+from canasta.entrypoints.receipt_print import render_receipt_svg
 from canasta.service.transparency import LogView, encode_proof, keyring_of
 
 MEDIA_NOTE = "text/plain; charset=utf-8"
@@ -96,19 +98,28 @@ def log_router(view: LogView) -> APIRouter:
     return router
 
 
-def receipt_router(view: LogView) -> APIRouter:
+def receipt_router(view: LogView, units: Callable[[str], str | None]) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["redemptions"])
 
-    @router.get("/receipts/{ledger_position}")
+    @router.get(
+        "/receipts/{ledger_position}",
+        responses={
+            200: {"content": {"image/svg+xml": {}}, "description": "The receipt (JSON, or ?format=svg)"}
+        },
+    )
     async def receipt(
         ledger_position: int,
         card: Annotated[
             str,
             Header(alias="Canasta-Card", description="The card the redemption was made with"),
         ],
-    ) -> dict[str, Any]:
+        format: Annotated[
+            Literal["json", "svg"], Query(description="json, or svg for an 80 mm printable slip")
+        ] = "json",
+    ) -> Any:
         """A redemption's log receipt again, proved against the latest checkpoint. Only for
-        the card it was made with: the receipt holds the salt that opens the entry."""
+        the card it was made with: the receipt holds the salt that opens the entry. As
+        ``svg``, a printable slip whose QR code holds the same receipt."""
         try:
             card_id = normalise_card_id(card)
         except InvalidInput:
@@ -116,6 +127,11 @@ def receipt_router(view: LogView) -> APIRouter:
         found = await run_in_threadpool(view.receipt, ledger_position)
         if found.entry.kind != "redemption" or found.entry.body.get("card") != card_id:
             raise NotFound(f"no receipt {ledger_position} for this card")
+        if format == "svg":
+            return Response(
+                render_receipt_svg(found, units(str(found.entry.body.get("programme")))),
+                media_type="image/svg+xml",
+            )
         return found.as_dict()
 
     return router
