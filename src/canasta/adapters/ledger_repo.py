@@ -144,13 +144,21 @@ def append(conn: sa.Connection, kind: str, bodies: Sequence[Mapping[str, Any]], 
     """Append one entry per body, in order, inside the caller's transaction."""
     head = lock_head(conn)
     seq, prev = head.seq, head.entry_hash
-    entries = []
+    entries, encodings = [], []
     for body in bodies:
         seq += 1
-        entry = LedgerEntry.create(seq, kind, recorded_at, body, prev)
+        entry, encoded = LedgerEntry.create_encoded(seq, kind, recorded_at, body, prev)
         prev = entry.entry_hash
         entries.append(entry)
-    sealed = seal(entries, head.frontier, log_signer(conn.engine), recorded_at, head.checkpoint_hash)
+        encodings.append(encoded)
+    sealed = seal(
+        entries,
+        head.frontier,
+        log_signer(conn.engine),
+        recorded_at,
+        head.checkpoint_hash,
+        encodings=encodings,
+    )
     write_sealed(conn, sealed, recorded_at)
     return sealed
 

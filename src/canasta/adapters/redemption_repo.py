@@ -181,7 +181,7 @@ def batch_steps(
     plan = plan_batch(list(commands), state, now)
     if not plan.redemptions:
         return plan.outcomes, None
-    sealed = seal(plan.entries, frontier, signer, now, last_checkpoint)
+    sealed = seal(plan.entries, frontier, signer, now, last_checkpoint, encodings=plan.encodings)
     yield _write_plan(sql, plan, sealed, now)
     return plan.outcomes, sealed
 

@@ -90,8 +90,16 @@ class LedgerEntry:
     def create(
         cls, seq: int, kind: str, recorded_at: str, body: Mapping[str, Any], prev_hash: str
     ) -> LedgerEntry:
-        digest = hashlib.sha256(cls.encode(seq, kind, recorded_at, body, prev_hash)).hexdigest()
-        return cls(seq, kind, recorded_at, body, prev_hash, digest)
+        return cls.create_encoded(seq, kind, recorded_at, body, prev_hash)[0]
+
+    @classmethod
+    def create_encoded(
+        cls, seq: int, kind: str, recorded_at: str, body: Mapping[str, Any], prev_hash: str
+    ) -> tuple[LedgerEntry, bytes]:
+        """The entry and its canonical encoding (which the transparency log also commits to,
+        so a writer encodes each entry once)."""
+        encoded = cls.encode(seq, kind, recorded_at, body, prev_hash)
+        return cls(seq, kind, recorded_at, body, prev_hash, hashlib.sha256(encoded).hexdigest()), encoded
 
     def recompute_hash(self) -> str:
         return hashlib.sha256(

@@ -186,18 +186,30 @@ class Frontier:
 NodeReader = Callable[[int, int], bytes]
 
 
-def range_hash(start: int, end: int, node: NodeReader) -> bytes:
+def range_hash(
+    start: int, end: int, node: NodeReader, memo: dict[tuple[int, int], bytes] | None = None
+) -> bytes:
     """MTH(D[start:end]) for a range that RFC 9162's recursion produces (``start`` aligned
-    to the largest power of two below ``end - start``), from complete subtrees."""
+    to the largest power of two below ``end - start``), from complete subtrees; ``memo``
+    keeps the incomplete ones for the next call."""
     n = end - start
     if n & (n - 1) == 0:
         height = n.bit_length() - 1
         return node(height, start >> height)
+    if memo is not None:
+        found = memo.get((start, end))
+        if found is not None:
+            return found
     k = _split(n)
-    return node_hash(range_hash(start, start + k, node), range_hash(start + k, end, node))
+    value = node_hash(range_hash(start, start + k, node, memo), range_hash(start + k, end, node, memo))
+    if memo is not None:
+        memo[(start, end)] = value
+    return value
 
 
-def inclusion_path(index: int, size: int, node: NodeReader) -> list[bytes]:
+def inclusion_path(
+    index: int, size: int, node: NodeReader, memo: dict[tuple[int, int], bytes] | None = None
+) -> list[bytes]:
     """``inclusion_proof`` from complete subtrees instead of the whole list of leaves."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of {size}")
@@ -206,10 +218,10 @@ def inclusion_path(index: int, size: int, node: NodeReader) -> list[bytes]:
     while end - start > 1:
         k = _split(end - start)
         if index < start + k:
-            path.append(range_hash(start + k, end, node))
+            path.append(range_hash(start + k, end, node, memo))
             end = start + k
         else:
-            path.append(range_hash(start, start + k, node))
+            path.append(range_hash(start, start + k, node, memo))
             start += k
     path.reverse()
     return path
@@ -247,6 +259,7 @@ class GrowingTree:
         self.size = frontier.size + len(leaves)
         self._leaves = leaves
         self._known = frontier.nodes()
+        self._ranges: dict[tuple[int, int], bytes] = {}
 
     def node(self, height: int, index: int) -> bytes:
         found = self._known.get((height, index))
@@ -265,4 +278,4 @@ class GrowingTree:
         return value
 
     def inclusion(self, index: int) -> list[bytes]:
-        return inclusion_path(index, self.size, self.node)
+        return inclusion_path(index, self.size, self.node, self._ranges)

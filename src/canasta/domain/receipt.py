@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import secrets
@@ -42,11 +43,13 @@ def new_salt() -> bytes:
     return secrets.token_bytes(SALT_BYTES)
 
 
-def commitment(entry: LedgerEntry, salt: bytes) -> bytes:
-    """The log leaf's data for ``entry``: a salted hash of its canonical encoding."""
+def commitment(entry: LedgerEntry, salt: bytes, encoded: bytes | None = None) -> bytes:
+    """The log leaf's data for ``entry``: a salted hash of its canonical encoding (pass
+    ``encoded`` when it is at hand, to spare encoding the entry again)."""
     if len(salt) != SALT_BYTES:
         raise ValueError(f"a salt is {SALT_BYTES} bytes")
-    encoded = LedgerEntry.encode(entry.seq, entry.kind, entry.recorded_at, entry.body, entry.prev_hash)
+    if encoded is None:
+        encoded = LedgerEntry.encode(entry.seq, entry.kind, entry.recorded_at, entry.body, entry.prev_hash)
     return hashlib.sha256(salt + encoded).digest()
 
 
@@ -72,7 +75,7 @@ class LogReceipt:
             },
             "salt": base64.b64encode(self.salt).decode(),
             "leaf_index": self.leaf_index,
-            "inclusion_proof": [base64.b64encode(p).decode() for p in self.proof],
+            "inclusion_proof": [_hash_text(p) for p in self.proof],
             "checkpoint": self.checkpoint,
         }
 
@@ -112,6 +115,13 @@ class LogReceipt:
             raise
         except (ValueError, KeyError, TypeError) as error:
             raise BadReceipt(f"the receipt is malformed ({type(error).__name__}: {error})") from None
+
+
+@functools.lru_cache(maxsize=16384)
+def _hash_text(node: bytes) -> str:
+    """A proof's hash in base64; the log's upper nodes recur in every receipt, so their
+    text is kept."""
+    return base64.b64encode(node).decode()
 
 
 def _b64(value: Any) -> bytes:

@@ -133,6 +133,8 @@ class BatchPlan:
     outcomes: list[Receipt | CanastaError] = field(default_factory=list)
     redemptions: list[NewRedemption] = field(default_factory=list)
     entries: list[LedgerEntry] = field(default_factory=list)
+    #: Each entry's canonical encoding, for the transparency log's commitments.
+    encodings: list[bytes] = field(default_factory=list)
     #: entitlement id → quantity added to ``redeemed`` by this batch.
     deltas: dict[int, int] = field(default_factory=dict)
 
@@ -197,12 +199,13 @@ def plan_batch(
             recorded_at=recorded_at,
             ledger_seq=seq,
         )
-        entry = LedgerEntry.create(
+        entry, encoded = LedgerEntry.create_encoded(
             seq, EntryKind.REDEMPTION, recorded_at, redemption_body(row, programme.name), prev_hash
         )
         prev_hash = entry.entry_hash
         plan.redemptions.append(row)
         plan.entries.append(entry)
+        plan.encodings.append(encoded)
         plan.deltas[entitlement.id] = plan.deltas.get(entitlement.id, 0) + cmd.quantity
         receipt = Receipt(
             redemption_id=seq,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -95,13 +95,12 @@ class Verifier:
 class Signer:
     name: str
     private: Ed25519PrivateKey
+    #: Derived once: a checkpoint is signed with every batch.
+    verifier: Verifier = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-
-    @property
-    def verifier(self) -> Verifier:
-        return Verifier.of(self.name, self.private.public_key())
+        object.__setattr__(self, "verifier", Verifier.of(self.name, self.private.public_key()))
 
     def sign(self, text: str) -> str:
         """``text`` (ending in a newline) as a note signed by this key."""

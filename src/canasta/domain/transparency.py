@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from canasta.domain.errors import NotFound
 from canasta.domain.ledger import LedgerEntry
 from canasta.domain.merkle import Frontier, GrowingTree, leaf_hash
-from canasta.domain.receipt import LogReceipt, commitment, new_salt
+from canasta.domain.receipt import SALT_BYTES, LogReceipt, commitment
 from canasta.domain.signed_note import Checkpoint, Signer
 
 TIME_PREFIX = "time "
@@ -89,14 +90,23 @@ def seal(
     signed_at: str,
     prev_checkpoint: str = NO_CHECKPOINT,
     salts: Sequence[bytes] | None = None,
+    encodings: Sequence[bytes] | None = None,
 ) -> Sealed:
     """Take ``entries`` (the next ones after ``frontier``, in order) into the log;
-    ``prev_checkpoint`` is the hash of the last signed checkpoint's note."""
+    ``prev_checkpoint`` is the hash of the last signed checkpoint's note, ``encodings`` the
+    entries' canonical encodings when the caller has them."""
     for offset, entry in enumerate(entries):
         if entry.seq != frontier.size + offset + 1:
             raise ValueError(f"entry {entry.seq} is not the next leaf of a log of {frontier.size + offset}")
-    salts = list(salts) if salts is not None else [new_salt() for _ in entries]
-    commitments = [commitment(e, s) for e, s in zip(entries, salts, strict=True)]
+    if salts is None:
+        pool = secrets.token_bytes(SALT_BYTES * len(entries))  # one call for the batch
+        salts = [pool[i : i + SALT_BYTES] for i in range(0, len(pool), SALT_BYTES)]
+    else:
+        salts = list(salts)
+    if encodings is None:
+        commitments = [commitment(e, s) for e, s in zip(entries, salts, strict=True)]
+    else:
+        commitments = [hashlib.sha256(s + x).digest() for s, x in zip(salts, encodings, strict=True)]
     leaves = [leaf_hash(c) for c in commitments]
     tree = GrowingTree(frontier, leaves)
     grown = Frontier(frontier.size, list(frontier.peaks))
