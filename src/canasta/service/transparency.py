@@ -22,6 +22,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -48,6 +49,7 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
 T = TypeVar("T")
+Connect = Callable[[], sa.Connection]
 
 _KEYRINGS: weakref.WeakKeyDictionary[sa.Engine, Keyring] = weakref.WeakKeyDictionary()
 
@@ -132,6 +134,8 @@ class LogView:
         self._roots: dict[tuple[int, int], bytes] = {}
         self._cache_tiles = cache_tiles
         self._materialised = 0  # leaves whose full tiles are known to be stored
+        self._head_seen = 0  # the largest log size read from the head
+        self._ranges: OrderedDict[int, dict[tuple[int, int], bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- checkpoints
@@ -152,7 +156,7 @@ class LogView:
         self._check_size(size)
         if not 0 <= index < size:
             raise ProofUnavailable(f"leaf {index} is not in a tree of {size} leaves")
-        return self._with_nodes(size, lambda node: inclusion_path(index, size, node))
+        return self._with_nodes(size, lambda node: inclusion_path(index, size, node, self._ranges_of(size)))
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         self._check_size(new)
@@ -191,7 +195,7 @@ class LogView:
             raise NotFound(f"tile {level}/{index} with {wanted} hashes is not in the log of {size}")
         self._materialise(size)
         with transaction(self.engine, write=False) as conn:
-            base = self._base(conn, level, index, min(available, TILE_WIDTH))
+            base = self._base(lambda: conn, level, index, min(available, TILE_WIDTH))
         return b"".join(base[:wanted])
 
     def entry_bundle(self, index: int, width: int | None = None) -> bytes:
@@ -210,18 +214,42 @@ class LogView:
 
     # ----------------------------------------------------------------- internals
 
+    def _ranges_of(self, size: int) -> dict[tuple[int, int], bytes]:
+        """The right-edge subtree hashes of the tree of ``size`` (shared by every proof in it)."""
+        with self._lock:
+            found = self._ranges.get(size)
+            if found is None:
+                found = self._ranges[size] = {}
+                while len(self._ranges) > 16:
+                    self._ranges.popitem(last=False)
+            return found
+
     def _check_size(self, size: int) -> None:
+        """Refuse a tree larger than the log (the head is read only for a size larger than
+        any seen before: the log never shrinks)."""
+        if 1 <= size <= self._head_seen:
+            return
         with transaction(self.engine, write=False) as conn:
             head = ledger_repo.read_head(conn)
-        if size < 1 or head is None or size > head[0]:
+        self._head_seen = max(self._head_seen, head[0] if head else 0)
+        if size < 1 or size > self._head_seen:
             raise ProofUnavailable(f"the log has no tree of {size} leaves")
 
     def _with_nodes(self, size: int, compute: Callable[[NodeReader], T]) -> T:
+        """``compute`` with a reader of the tree of ``size`` leaves; the database is opened
+        only if a node is not in the cache."""
         self._materialise(size)
-        with transaction(self.engine, write=False) as conn:
-            return compute(lambda height, index: self._node(conn, size, height, index))
+        with ExitStack() as stack:
+            opened: list[sa.Connection] = []
 
-    def _node(self, conn: sa.Connection, size: int, height: int, index: int) -> bytes:
+            def connect() -> sa.Connection:
+                if not opened:
+                    opened.append(stack.enter_context(transaction(self.engine, write=False)))
+                return opened[0]
+
+            return compute(lambda height, index: self._node(connect, size, height, index))
+
+    def _node(self, conn: Connect, size: int, height: int, index: int) -> bytes:
         level, within = divmod(height, TILE_HEIGHT)
         first = index << within  # the node's first descendant at the tile's base height
         tile = first >> TILE_HEIGHT
@@ -229,7 +257,7 @@ class LogView:
         expanded = self._expanded(conn, level, tile, width)
         return expanded.levels[within][index - (tile << (TILE_HEIGHT - within))]
 
-    def _expanded(self, conn: sa.Connection, level: int, tile: int, width: int) -> _Expanded:
+    def _expanded(self, conn: Connect, level: int, tile: int, width: int) -> _Expanded:
         key = (level, tile, width)
         with self._lock:
             found = self._cache.get(key)
@@ -245,19 +273,19 @@ class LogView:
                 self._cache.popitem(last=False)
         return expanded
 
-    def _base(self, conn: sa.Connection, level: int, tile: int, width: int) -> list[bytes]:
+    def _base(self, conn: Connect, level: int, tile: int, width: int) -> list[bytes]:
         """The hashes at height 8·level of nodes tile·256 to tile·256 + width - 1."""
         if width == TILE_WIDTH:
-            stored = log_repo.tile(conn, level, tile)
+            stored = log_repo.tile(conn(), level, tile)
             if stored is None:
                 raise ProofUnavailable(f"tile {level}/{tile} is not stored yet")
             return [stored[i : i + HASH] for i in range(0, len(stored), HASH)]
         start = tile * TILE_WIDTH
         if level == 0:
-            return [leaf_hash(c) for c in log_repo.commitments(conn, start, start + width)]
+            return [leaf_hash(c) for c in log_repo.commitments(conn(), start, start + width)]
         return [self._tile_root(conn, level - 1, start + i) for i in range(width)]
 
-    def _tile_root(self, conn: sa.Connection, level: int, tile: int) -> bytes:
+    def _tile_root(self, conn: Connect, level: int, tile: int) -> bytes:
         found = self._roots.get((level, tile))
         if found is None:
             found = self._expanded(conn, level, tile, TILE_WIDTH).levels[-1][0]
