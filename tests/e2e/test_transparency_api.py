@@ -30,7 +30,7 @@ from canasta.service.bootstrap import bootstrap
 from canasta.service.card_tokens import card_payload
 from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
-from canasta.service.verifier import HttpLog, verify_log, verify_receipt_file
+from canasta.service.verifier import HttpLog, _unbundle, verify_log, verify_receipt_file
 from tests.helpers import World, build_world
 
 
@@ -101,6 +101,18 @@ def test_the_whole_log_verifies_over_http_and_so_does_a_receipt_against_it(
     report = verify_log(log, [log_key(client)])
     assert report.ok, report.problems
     assert report.leaves == found["entry"]["seq"] and report.checkpoints == report.leaves  # one per batch
+    # As from a host that serves only tlog-tiles: the same leaves from entry bundles.
+    tiles_only = verify_log(HttpLog("http://testserver", client, bulk=False), [log_key(client)])
+    assert (tiles_only.ok, tiles_only.leaves, tiles_only.checkpoints) == (
+        True,
+        report.leaves,
+        report.checkpoints,
+    )
+    size = report.leaves
+    leaves = client.get("/log/v1/leaves", params={"start": 1, "count": size - 1})
+    assert leaves.content == b"".join(_unbundle(client.get(f"/log/v1/tile/entries/000.p/{size}").content)[1:])
+    assert client.get("/log/v1/leaves", params={"start": 1, "count": size}).status_code == 404
+    assert client.get("/log/v1/leaves", params={"start": 0, "count": 70_000}).status_code == 422
     redeem(client, world, "after")  # the log grows; the old receipt still verifies against it
     checked = verify_receipt_file(json.dumps(found), [log_key(client)], log)
     assert checked.latest_size == found["entry"]["seq"] + 1

@@ -48,6 +48,8 @@ from canasta.service.keys import KeyProblem, Keyring
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
+#: Most leaves one request for leaves returns (2 MiB of commitments).
+MAX_LEAVES = 65_536
 T = TypeVar("T")
 Connect = Callable[[], sa.Connection]
 
@@ -211,6 +213,17 @@ class LogView:
             except LookupError:
                 raise NotFound(f"entry bundle {index} with {wanted} entries is not in the log") from None
         return b"".join(len(c).to_bytes(2, "big") + c for c in found)
+
+    def leaves(self, start: int, count: int) -> bytes:
+        """The commitments of leaves ``start`` to ``start + count - 1``, 32 bytes each, in
+        one read: what a verifier fetches instead of thousands of entry bundles."""
+        if start < 0 or not 1 <= count <= MAX_LEAVES:
+            raise InvalidInput(f"ask for 1 to {MAX_LEAVES} leaves from a leaf of 0 or more")
+        with transaction(self.engine, write=False) as conn:
+            try:
+                return b"".join(log_repo.commitments(conn, start, start + count))
+            except LookupError:
+                raise NotFound(f"leaves {start} to {start + count - 1} are not all in the log") from None
 
     # ----------------------------------------------------------------- internals
 

@@ -20,7 +20,7 @@ from canasta.domain.errors import InvalidInput, NotFound
 from canasta.domain.model import normalise_card_id
 from canasta.domain.transparency import parse_tile_index
 from canasta.entrypoints.receipt_print import render_receipt_svg
-from canasta.service.transparency import LogView, encode_proof, keyring_of
+from canasta.service.transparency import MAX_LEAVES, LogView, encode_proof, keyring_of
 
 MEDIA_NOTE = "text/plain; charset=utf-8"
 _IMMUTABLE = {"cache-control": "public, max-age=31536000, immutable"}
@@ -77,6 +77,16 @@ def log_router(view: LogView) -> APIRouter:
         """RFC 9162 consistency proof: the tree of ``from`` leaves is a prefix of that of ``to``."""
         proof = await run_in_threadpool(view.consistency, old, new)
         return {"from": old, "to": new, "proof": encode_proof(proof)}
+
+    @router.get("/leaves", response_class=Response)
+    async def leaves(
+        start: Annotated[int, Query(ge=0, description="The first leaf")],
+        count: Annotated[int, Query(ge=1, le=MAX_LEAVES, description="How many leaves")] = MAX_LEAVES,
+    ) -> Response:
+        """The leaves' data (each a 32-byte commitment) from ``start``, concatenated: the
+        same bytes as the entry bundles, in one response (not part of tlog-tiles)."""
+        data = await run_in_threadpool(view.leaves, start, count)
+        return Response(data, media_type="application/octet-stream")
 
     @router.get("/tile/entries/{path:path}", response_class=Response)
     async def entries(path: str) -> Response:
