@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from canasta.adapters import ledger_repo, log_repo
 from canasta.adapters.db import make_engine, transaction
-from canasta.adapters.tables import ledger_entries, log_checkpoints
+from canasta.adapters.tables import ledger_entries, log_checkpoints, log_tiles
 from canasta.domain.errors import NotFound
 from canasta.domain.ledger import EntryKind
 from canasta.domain.merkle import (
@@ -25,7 +25,8 @@ from canasta.domain.merkle import (
 from canasta.domain.receipt import verify_receipt
 from canasta.domain.signed_note import Checkpoint, open_note
 from canasta.domain.transparency import note_hash
-from canasta.service.transparency import TILE_WIDTH, LogView, keyring_of, publish_checkpoint
+from canasta.service.audit import run_audit
+from canasta.service.transparency import TILE_WIDTH, LogView, ProofUnavailable, keyring_of, publish_checkpoint
 from canasta.service.verifier import DatabaseLog, verify_log
 
 
@@ -186,3 +187,19 @@ def test_level_one_tiles_once_the_log_passes_65536_leaves(engine: sa.Engine) -> 
         assert log_repo.stored_tile_count(conn, 1) == 1 and log_repo.stored_tile_count(conn, 0) == 257
     assert view.tile(1, 0) == b"".join(root(all_leaves[i : i + 256]) for i in range(0, 65536, 256))
     assert view.tile(2, 0, 1) == root(all_leaves[:65536])
+
+
+def test_a_changed_stored_tile_is_named_by_the_audit_and_never_served(engine: sa.Engine) -> None:
+    append(engine, [300])
+    view = LogView(engine)
+    view.inclusion(5, 300)  # stores the full tile 0/0, with the nodes above its hashes
+    with engine.connect() as conn:
+        stored = log_repo.tile(conn, 0, 0)
+    assert stored is not None and len(stored) == 511 * 32 and stored[-32:] == root(leaves(engine)[:256])
+    with engine.begin() as conn:
+        conn.execute(log_tiles.update().values(hashes=stored[:-32] + b"\x00" * 32))
+    assert any(p.startswith("log tile 0/0 does not hold") for p in run_audit(engine).problems)
+    with engine.begin() as conn:
+        conn.execute(log_tiles.update().values(hashes=stored[:100]))
+    with pytest.raises(ProofUnavailable, match="stored damaged"):
+        LogView(engine).inclusion(5, 300)

@@ -267,8 +267,8 @@ log_checkpoints = sa.Table(
 )
 
 #: Full tiles of the log's tree (tlog-tiles): tile ``idx`` at ``level`` holds the 256 hashes
-#: at height 8·level, nodes idx·256 to idx·256+255. Derived from the leaves; kept so proofs
-#: are served without rehashing the log.
+#: at height 8·level, nodes idx·256 to idx·256+255, followed by the 255 nodes above them.
+#: Derived from the leaves; kept so proofs are served without rehashing the log.
 log_tiles = sa.Table(
     "log_tiles",
     metadata,

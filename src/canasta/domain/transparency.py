@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from canasta.domain.errors import NotFound
 from canasta.domain.ledger import LedgerEntry
-from canasta.domain.merkle import Frontier, GrowingTree, leaf_hash
+from canasta.domain.merkle import Frontier, GrowingTree, leaf_hash, node_hash
 from canasta.domain.receipt import SALT_BYTES, LogReceipt, commitment
 from canasta.domain.signed_note import Checkpoint, Signer
 
@@ -146,3 +146,19 @@ def tile_path(index: int, width: int | None = None) -> str:
     groups = [text[i : i + 3] for i in range(0, len(text), 3)]
     path = "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
     return path if width is None else f"{path}.p/{width}"
+
+
+def expand_tile(base: Sequence[bytes]) -> tuple[bytes, tuple[int, ...]]:
+    """A tile's hashes followed by every complete node above them, level by level, as one
+    byte string, with the index (in hashes) where each level starts. A full tile of 256 is
+    511 hashes and ends with its root; that is how full tiles are stored, so a proof reads
+    its siblings from one row without hashing."""
+    levels = [list(base)]
+    while len(levels[-1]) > 1:
+        row = levels[-1]
+        levels.append([node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)])
+    offsets, at = [], 0
+    for row in levels:
+        offsets.append(at)
+        at += len(row)
+    return b"".join(h for row in levels for h in row), tuple(offsets)

@@ -27,7 +27,13 @@ from canasta.domain.merkle import Frontier, leaf_hash
 from canasta.domain.receipt import SALT_BYTES, commitment
 from canasta.domain.redemption import NewRedemption, redemption_body
 from canasta.domain.signed_note import BadNote, Checkpoint, Verifier, open_note
-from canasta.domain.transparency import NO_CHECKPOINT, checkpoint_prev, checkpoint_time, note_hash
+from canasta.domain.transparency import (
+    NO_CHECKPOINT,
+    checkpoint_prev,
+    checkpoint_time,
+    expand_tile,
+    note_hash,
+)
 from canasta.policy.document import policy_hash
 from canasta.service.keys import KeyProblem
 from canasta.service.transparency import TILE_WIDTH, keyring_of
@@ -159,7 +165,7 @@ class LogAudit:
 
     def _check_tile(self, index: int) -> None:
         stored = log_repo.tile(self.conn, 0, index)
-        if stored is not None and stored != b"".join(self.block):
+        if stored is not None and stored != expand_tile(self.block)[0]:
             self._problem(
                 f"log tile 0/{index} does not hold the hashes of leaves {index * 256} to {index * 256 + 255}"
             )

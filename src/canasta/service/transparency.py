@@ -37,17 +37,19 @@ from canasta.domain.merkle import (
     consistency_path,
     inclusion_path,
     leaf_hash,
-    node_hash,
     range_hash,
 )
 from canasta.domain.receipt import LogReceipt
-from canasta.domain.transparency import note_hash, sign_checkpoint
+from canasta.domain.transparency import expand_tile, note_hash, sign_checkpoint
 from canasta.service.clock import utc_now_iso
 from canasta.service.keys import KeyProblem, Keyring
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
+#: A full tile as stored: its 256 hashes and the 255 nodes above them.
+FULL_TILE_BYTES = (2 * TILE_WIDTH - 1) * HASH
+FULL_OFFSETS = tuple(2 * TILE_WIDTH - (2 * TILE_WIDTH >> r) for r in range(TILE_HEIGHT + 1))
 #: Most leaves one request for leaves returns (2 MiB of commitments).
 MAX_LEAVES = 65_536
 T = TypeVar("T")
@@ -113,24 +115,37 @@ class ProofUnavailable(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class _Expanded:
-    """A tile's hashes and every complete node above them, by height within the tile."""
+    """A tile's hashes and every complete node above them (``expand_tile``)."""
 
-    levels: tuple[tuple[bytes, ...], ...]
+    blob: bytes
+    offsets: tuple[int, ...]
 
     @classmethod
     def of(cls, base: list[bytes]) -> _Expanded:
-        levels = [tuple(base)]
-        row = base
-        while len(row) > 1:
-            row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-            levels.append(tuple(row))
-        return cls(tuple(levels))
+        return cls(*expand_tile(base))
+
+    @classmethod
+    def stored(cls, blob: bytes, where: str) -> _Expanded:
+        if len(blob) != FULL_TILE_BYTES:
+            raise ProofUnavailable(f"tile {where} is stored damaged ({len(blob)} bytes); run canasta audit")
+        return cls(blob, FULL_OFFSETS)
+
+    def node(self, height: int, index: int) -> bytes:
+        at = (self.offsets[height] + index) * HASH
+        return self.blob[at : at + HASH]
+
+    @property
+    def root(self) -> bytes:
+        return self.blob[-HASH:]
+
+    def base(self, width: int) -> bytes:
+        return self.blob[: width * HASH]
 
 
 class LogView:
     """Proofs, tiles and receipts read from one database (safe to share between threads)."""
 
-    def __init__(self, engine: sa.Engine, cache_tiles: int = 4096) -> None:
+    def __init__(self, engine: sa.Engine, cache_tiles: int = 2048) -> None:
         self.engine = engine
         self._cache: OrderedDict[tuple[int, int, int], _Expanded] = OrderedDict()
         self._roots: dict[tuple[int, int], bytes] = {}
@@ -197,8 +212,8 @@ class LogView:
             raise NotFound(f"tile {level}/{index} with {wanted} hashes is not in the log of {size}")
         self._materialise(size)
         with transaction(self.engine, write=False) as conn:
-            base = self._base(lambda: conn, level, index, min(available, TILE_WIDTH))
-        return b"".join(base[:wanted])
+            expanded = self._expanded(lambda: conn, level, index, min(available, TILE_WIDTH))
+        return expanded.base(wanted)
 
     def entry_bundle(self, index: int, width: int | None = None) -> bytes:
         """The log's entries (commitments) ``index·256`` onward, as tlog-tiles bundles them:
@@ -268,7 +283,7 @@ class LogView:
         tile = first >> TILE_HEIGHT
         width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * level)) - tile * TILE_WIDTH)
         expanded = self._expanded(conn, level, tile, width)
-        return expanded.levels[within][index - (tile << (TILE_HEIGHT - within))]
+        return expanded.node(within, index - (tile << (TILE_HEIGHT - within)))
 
     def _expanded(self, conn: Connect, level: int, tile: int, width: int) -> _Expanded:
         key = (level, tile, width)
@@ -277,22 +292,24 @@ class LogView:
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
-        expanded = _Expanded.of(self._base(conn, level, tile, width))
-        with self._lock:
-            self._cache[key] = expanded
-            if width == TILE_WIDTH:
-                self._roots[(level, tile)] = expanded.levels[-1][0]
-            while len(self._cache) > self._cache_tiles:
-                self._cache.popitem(last=False)
-        return expanded
-
-    def _base(self, conn: Connect, level: int, tile: int, width: int) -> list[bytes]:
-        """The hashes at height 8·level of nodes tile·256 to tile·256 + width - 1."""
         if width == TILE_WIDTH:
             stored = log_repo.tile(conn(), level, tile)
             if stored is None:
                 raise ProofUnavailable(f"tile {level}/{tile} is not stored yet")
-            return [stored[i : i + HASH] for i in range(0, len(stored), HASH)]
+            expanded = _Expanded.stored(stored, f"{level}/{tile}")
+        else:
+            expanded = _Expanded.of(self._partial_base(conn, level, tile, width))
+        with self._lock:
+            self._cache[key] = expanded
+            if width == TILE_WIDTH:
+                self._roots[(level, tile)] = expanded.root
+            while len(self._cache) > self._cache_tiles:
+                self._cache.popitem(last=False)
+        return expanded
+
+    def _partial_base(self, conn: Connect, level: int, tile: int, width: int) -> list[bytes]:
+        """The hashes at height 8·level of nodes tile·256 to tile·256 + width - 1 (fewer
+        than 256: the tile is not full, so not stored)."""
         start = tile * TILE_WIDTH
         if level == 0:
             return [leaf_hash(c) for c in log_repo.commitments(conn(), start, start + width)]
@@ -301,7 +318,7 @@ class LogView:
     def _tile_root(self, conn: Connect, level: int, tile: int) -> bytes:
         found = self._roots.get((level, tile))
         if found is None:
-            found = self._expanded(conn, level, tile, TILE_WIDTH).levels[-1][0]
+            found = self._expanded(conn, level, tile, TILE_WIDTH).root
         return found
 
     def _materialise(self, size: int) -> None:
@@ -322,8 +339,9 @@ class LogView:
                             ]
                         else:
                             base = [self._stored_root(conn, level - 1, start + i) for i in range(TILE_WIDTH)]
-                        rows.append((level, tile, b"".join(base)))
-                        self._roots[(level, tile)] = _Expanded.of(base).levels[-1][0]
+                        expanded = _Expanded.of(base)
+                        rows.append((level, tile, expanded.blob))
+                        self._roots[(level, tile)] = expanded.root
                     log_repo.insert_tiles(conn, rows)
         self._materialised = max(self._materialised, size)
 
@@ -333,7 +351,7 @@ class LogView:
             stored = log_repo.tile(conn, level, tile)
             if stored is None:
                 raise ProofUnavailable(f"tile {level}/{tile} is not stored yet")
-            found = _Expanded.of([stored[i : i + HASH] for i in range(0, len(stored), HASH)]).levels[-1][0]
+            found = _Expanded.stored(stored, f"{level}/{tile}").root
             self._roots[(level, tile)] = found
         return found
 
