@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - not on POSIX: SQLite's own busy timeou
 
 DEFAULT_SQLITE_FILE = "canasta.db"
 _WRITE = "canasta_write"
+_AUTOCOMMIT = "canasta_autocommit"
 
 
 def normalise_url(url: str) -> str:
@@ -130,8 +131,10 @@ def _configure_sqlite(engine: sa.Engine, *, autocheckpoint: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_AUTOCOMMIT, False):
+            return  # each statement on its own (see ``reads``)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
 
 
 class _Checkpointer(threading.Thread):
@@ -170,3 +173,16 @@ def transaction(engine: sa.Engine, *, write: bool = True) -> Iterator[sa.Connect
         conn = conn.execution_options(**{_WRITE: write})
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def reads(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection whose statements each run on their own, with no transaction around
+    them: for reads of rows that never change once written (the log's tiles), where a
+    BEGIN and a COMMIT would cost more than the read."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            yield conn.execution_options(**{_AUTOCOMMIT: True})
+

@@ -29,7 +29,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from canasta.adapters import ledger_repo, log_repo
-from canasta.adapters.db import transaction
+from canasta.adapters.db import reads, transaction
 from canasta.adapters.log_repo import StoredCheckpoint
 from canasta.domain.errors import InvalidInput, NotFound
 from canasta.domain.merkle import (
@@ -145,7 +145,9 @@ class _Expanded:
 class LogView:
     """Proofs, tiles and receipts read from one database (safe to share between threads)."""
 
-    def __init__(self, engine: sa.Engine, cache_tiles: int = 2048) -> None:
+    def __init__(self, engine: sa.Engine, cache_tiles: int = 4096) -> None:
+        """``cache_tiles`` expanded tiles are kept (16 KiB each: 64 MiB at the default, every
+        tile of a log of a million entries)."""
         self.engine = engine
         self._cache: OrderedDict[tuple[int, int, int], _Expanded] = OrderedDict()
         self._roots: dict[tuple[int, int], bytes] = {}
@@ -271,8 +273,8 @@ class LogView:
             opened: list[sa.Connection] = []
 
             def connect() -> sa.Connection:
-                if not opened:
-                    opened.append(stack.enter_context(transaction(self.engine, write=False)))
+                if not opened:  # tiles and commitments never change: no transaction needed
+                    opened.append(stack.enter_context(reads(self.engine)))
                 return opened[0]
 
             return compute(lambda height, index: self._node(connect, size, height, index))
