@@ -271,29 +271,29 @@ class LogView:
         self._materialise(size)
         with ExitStack() as stack:
             opened: list[sa.Connection] = []
+            tiles: dict[tuple[int, int], _Expanded] = {}  # the few tiles one proof reads
 
             def connect() -> sa.Connection:
                 if not opened:  # tiles and commitments never change: no transaction needed
                     opened.append(stack.enter_context(reads(self.engine)))
                 return opened[0]
 
-            return compute(lambda height, index: self._node(connect, size, height, index))
+            def node(height: int, index: int) -> bytes:
+                level, within = divmod(height, TILE_HEIGHT)
+                tile = (index << within) >> TILE_HEIGHT  # the tile of the node's descendants
+                expanded = tiles.get((level, tile))
+                if expanded is None:
+                    width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * level)) - tile * TILE_WIDTH)
+                    expanded = tiles[(level, tile)] = self._expanded(connect, level, tile, width)
+                return expanded.node(within, index - (tile << (TILE_HEIGHT - within)))
 
-    def _node(self, conn: Connect, size: int, height: int, index: int) -> bytes:
-        level, within = divmod(height, TILE_HEIGHT)
-        first = index << within  # the node's first descendant at the tile's base height
-        tile = first >> TILE_HEIGHT
-        width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * level)) - tile * TILE_WIDTH)
-        expanded = self._expanded(conn, level, tile, width)
-        return expanded.node(within, index - (tile << (TILE_HEIGHT - within)))
+            return compute(node)
 
     def _expanded(self, conn: Connect, level: int, tile: int, width: int) -> _Expanded:
         key = (level, tile, width)
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._cache.move_to_end(key)
-                return found
+        found = self._cache.get(key)  # eviction is oldest first, so a hit changes nothing
+        if found is not None:
+            return found
         if width == TILE_WIDTH:
             stored = log_repo.tile(conn(), level, tile)
             if stored is None:
