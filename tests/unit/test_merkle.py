@@ -158,6 +158,9 @@ def test_a_grown_tree_proves_its_new_leaves_from_the_old_frontier_alone(old: int
     tree = GrowingTree(stored, leaves[old:])
     for index in range(old, old + grown):
         assert tree.inclusion(index) == inclusion_proof(index, leaves)
+    assert GrowingTree(stored, leaves[old:]).inclusions(old, old + grown) == [
+        inclusion_proof(index, leaves) for index in range(old, old + grown)
+    ]
     if old:
         assert consistency_path(old, old + grown, tree.node) == consistency_proof(old, leaves)
     for leaf in leaves[old:]:

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -9,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from canasta.domain.ledger import GENESIS_HASH, LedgerEntry
 from canasta.domain.merkle import inclusion_proof, leaf_hash, root
 from canasta.domain.receipt import BadReceipt, LogReceipt, commitment, new_salt, verify_receipt
+from canasta.domain.redemption import Receipt
 from canasta.domain.signed_note import Checkpoint, Signer
 
 LOG = Signer("canasta.example/log", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
@@ -77,3 +79,20 @@ def test_a_receipt_from_another_log_key_is_refused() -> None:
     stranger = Signer("canasta.example/log", Ed25519PrivateKey.from_private_bytes(bytes(range(5, 37))))
     with pytest.raises(BadReceipt, match="no known key signed"):
         verify_receipt(receipt, [stranger.verifier])
+
+
+def test_the_compact_text_is_the_same_receipt() -> None:
+    receipt, _ = issued()
+    assert json.loads(receipt.compact_json()) == receipt.as_dict()
+    verify_receipt(LogReceipt.from_json(receipt.compact_json()), [LOG.verifier])
+    lone, _ = issued(n=1, index=0)  # a proof with no hashes is an empty list
+    assert json.loads(lone.compact_json())["inclusion_proof"] == []
+
+
+def test_a_redemption_answer_splices_in_the_same_receipt() -> None:
+    receipt, _ = issued()
+    answer = Receipt(
+        5, "K7Q2M9XD4R1TZP8C", "fuel", "litre", 12500, 27500, "fs-0042", "t", 5, "ab", log=receipt
+    )
+    assert json.loads(answer.to_json()) == answer.as_json()
+    assert json.loads(replace(answer, log=None).to_json())["log_receipt"] is None

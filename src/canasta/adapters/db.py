@@ -185,4 +185,3 @@ def reads(engine: sa.Engine) -> Iterator[sa.Connection]:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
             yield conn.execution_options(**{_AUTOCOMMIT: True})
-

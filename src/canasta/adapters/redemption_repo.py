@@ -192,10 +192,9 @@ def with_log_receipts(outcomes: Outcomes, sealed: Sealed | None) -> Outcomes:
     if sealed is None or sealed.note is None:
         return outcomes
     first = sealed.entries[0].seq
+    logs = sealed.receipts()
     return [
-        replace(o, log=sealed.receipt(o.ledger_seq - first))
-        if isinstance(o, Receipt) and not o.replayed
-        else o
+        replace(o, log=logs[o.ledger_seq - first]) if isinstance(o, Receipt) and not o.replayed else o
         for o in outcomes
     ]
 

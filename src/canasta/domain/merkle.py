@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -249,6 +250,11 @@ def consistency_path(old_size: int, new_size: int, node: NodeReader) -> list[byt
     return path
 
 
+#: A sibling hash and the chain of siblings above it: the paths of neighbouring leaves share
+#: their upper part instead of copying it.
+_Chain: TypeAlias = tuple[bytes, "_Chain"] | None
+
+
 class GrowingTree:
     """The nodes of a tree just grown from ``frontier`` by ``leaves``: enough to prove any
     new leaf's inclusion and the old tree's consistency with the new one, without reading
@@ -279,3 +285,41 @@ class GrowingTree:
 
     def inclusion(self, index: int) -> list[bytes]:
         return inclusion_path(index, self.size, self.node, self._ranges)
+
+    def inclusions(self, first: int, end: int) -> list[list[bytes]]:
+        """The inclusion proofs of leaves ``first`` to ``end - 1`` at once: the siblings
+        above the point where their paths part are found once for all of them."""
+        if not 0 <= first < end <= self.size:
+            raise ValueError(f"leaves {first} to {end - 1} are not all in a tree of {self.size}")
+        proofs: list[list[bytes]] = []
+
+        def descend(start: int, stop: int, lo: int, hi: int, above: _Chain) -> None:
+            """Leaves ``lo`` to ``hi - 1`` of the subtree over ``start`` to ``stop - 1``."""
+            if stop - start == 1:
+                path, link = [], above
+                while link is not None:
+                    path.append(link[0])
+                    link = link[1]
+                proofs.append(path)
+                return
+            k = _split(stop - start)
+            middle = start + k
+            if lo < middle:
+                descend(
+                    start,
+                    middle,
+                    lo,
+                    min(hi, middle),
+                    (range_hash(middle, stop, self.node, self._ranges), above),
+                )
+            if hi > middle:
+                descend(
+                    middle,
+                    stop,
+                    max(lo, middle),
+                    hi,
+                    (range_hash(start, middle, self.node, self._ranges), above),
+                )
+
+        descend(0, self.size, first, end, None)
+        return proofs

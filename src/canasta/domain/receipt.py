@@ -82,6 +82,28 @@ class LogReceipt:
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n"
 
+    def compact_json(self) -> str:
+        """``as_dict`` as compact JSON, built from parts that repeat across a batch's
+        receipts (the checkpoint, the upper proof hashes) without encoding them again: every
+        redemption's answer carries one of these."""
+        e = self.entry
+        entry = _COMPACT.encode(
+            {
+                "seq": e.seq,
+                "kind": e.kind,
+                "recorded_at": e.recorded_at,
+                "body": dict(e.body),
+                "prev": e.prev_hash,
+                "hash": e.entry_hash,
+            }
+        )
+        proof = ",".join(f'"{_hash_text(p)}"' for p in self.proof)
+        return (
+            f'{{"format":"{FORMAT}","entry":{entry},"salt":"{base64.b64encode(self.salt).decode()}",'
+            f'"leaf_index":{self.leaf_index},"inclusion_proof":[{proof}],'
+            f'"checkpoint":{_note_text(self.checkpoint)}}}'
+        )
+
     @classmethod
     def from_json(cls, text: str) -> LogReceipt:
         try:
@@ -115,6 +137,14 @@ class LogReceipt:
             raise
         except (ValueError, KeyError, TypeError) as error:
             raise BadReceipt(f"the receipt is malformed ({type(error).__name__}: {error})") from None
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=64)
+def _note_text(note: str) -> str:
+    return _COMPACT.encode(note)
 
 
 @functools.lru_cache(maxsize=16384)

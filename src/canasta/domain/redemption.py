@@ -9,6 +9,7 @@ retried idempotency key answers with the receipt it got the first time. It does 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,8 @@ from canasta.domain.ledger import EntryKind, LedgerEntry
 from canasta.domain.model import Beneficiary, Card, Cycle, Entitlement, Programme, format_card_id
 from canasta.domain.quantity import format_milli
 from canasta.domain.receipt import LogReceipt
+
+_ENCODER = json.JSONEncoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,15 @@ class Receipt:
     log: LogReceipt | None = None
 
     def as_json(self) -> dict[str, Any]:
+        return self._fields() | {"log_receipt": None if self.log is None else self.log.as_dict()}
+
+    def to_json(self) -> str:
+        """``as_json`` as JSON text, the log receipt spliced in already encoded."""
+        fields = _ENCODER.encode(self._fields())
+        log = "null" if self.log is None else self.log.compact_json()
+        return f'{fields[:-1]},"log_receipt":{log}}}'
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "redemption_id": self.redemption_id,
             "card": format_card_id(self.card_id),
@@ -83,7 +95,6 @@ class Receipt:
             "time": self.recorded_at,
             "ledger_position": self.ledger_seq,
             "entry_hash": self.entry_hash,
-            "log_receipt": None if self.log is None else self.log.as_dict(),
         }
 
 

@@ -74,6 +74,19 @@ class Sealed:
     note: str | None
     tree: GrowingTree
 
+    def receipts(self) -> list[LogReceipt]:
+        """Every entry's receipt, in order, the proofs found together (``inclusions``)."""
+        if self.note is None:
+            raise ValueError("no checkpoint was signed for this batch")
+        if not self.entries:
+            return []
+        first = self.entries[0].seq - 1
+        proofs = self.tree.inclusions(first, first + len(self.entries))
+        return [
+            LogReceipt(entry, salt, entry.seq - 1, tuple(proof), self.note)
+            for entry, salt, proof in zip(self.entries, self.salts, proofs, strict=True)
+        ]
+
     def receipt(self, position: int) -> LogReceipt:
         """The receipt of the batch's entry at ``position``, proved against ``note``."""
         if self.note is None:

@@ -76,7 +76,7 @@ class RedemptionEndpoint:
         if receipt.replayed and receipt.log is None and self._log_view is not None:
             receipt = await self._with_log_receipt(receipt)
         headers = [_JSON, _REPLAYED] if receipt.replayed else [_JSON]
-        return 201, json.dumps(receipt.as_json()).encode(), headers
+        return 201, receipt.to_json().encode(), headers
 
     async def _with_log_receipt(self, receipt: Receipt) -> Receipt:
         """A retry's receipt with the same log receipt the first answer carried: proved
