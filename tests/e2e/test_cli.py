@@ -88,6 +88,27 @@ def test_a_bad_file_is_reported_row_by_row_and_nothing_is_imported(
     assert [(r["row"], r["field"]) for r in rejects] == [("1", "date_of_birth"), ("2", "given_names")]
 
 
+def test_the_valid_households_are_imported_and_the_refused_rows_listed(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        ",".join(REGISTRATION_COLUMNS)
+        + "\nR1,Ana,Pérez,,F,1980-13-01,Norte,Alameda,Calle 1,,H1"
+        + "\nR2,Eva,Pérez,,F,1980-01-01,Norte,Alameda,Calle 1,,H1"
+        + "\nR3,Luz,Díaz,,F,1950-01-01,Sur,Dos Ríos,Rua 2,,H2\n",
+        encoding="utf-8",
+    )
+    code, _, err = canasta(capsys, database_url, "registry", "import", str(people), "--all-or-nothing")
+    assert code == 1 and "Nothing was imported" in err
+    code, out, err = canasta(capsys, database_url, "registry", "import", str(people))
+    assert code == 0
+    assert "Imported 1 person in 1 household from people.csv." in out
+    assert "Some rows were refused: 2 rows of people.csv were refused and not imported." in err
+    rejects = list(csv.DictReader((tmp_path / "people.csv.rejects.csv").open()))
+    assert [(r["row"], r["field"]) for r in rejects] == [("1", "date_of_birth"), ("2", "household_ref")]
+
+
 def test_errors_are_one_sentence_without_traceback(
     capsys: pytest.CaptureFixture[str], database_url: str
 ) -> None:

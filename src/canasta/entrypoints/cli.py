@@ -168,8 +168,11 @@ def db_status(db: Db = None) -> None:
 # ---------------------------------------------------------------------- registry
 
 
-def _report_rejects(error: ImportRejected, rejects: Path) -> None:
-    err.print(f"[red]Nothing was imported[/red]: {error.message}.")
+def _report_rejects(error: ImportRejected, rejects: Path, *, partial: bool = False) -> None:
+    if partial:
+        err.print(f"[yellow]Some rows were refused[/yellow]: {error.message}.")
+    else:
+        err.print(f"[red]Nothing was imported[/red]: {error.message}.")
     for p in error.problems[:20]:
         err.print(f"  {p}")
     if len(error.problems) > 20:
@@ -188,26 +191,44 @@ def _report_rejects(error: ImportRejected, rejects: Path) -> None:
 
 @registry_app.command("import")
 def registry_import(
-    file: Annotated[Path, typer.Argument(help="Registrations CSV, one person a row.")],
+    file: Annotated[Path, typer.Argument(help="Registrations, CSV or Parquet (.parquet), one person a row.")],
     rejects: Annotated[
-        Path | None, typer.Option(help="Where to write the problems (default: FILE.rejects.csv).")
+        Path | None, typer.Option(help="Where to write the refused rows (default: FILE.rejects.csv).")
     ] = None,
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing", help="Import nothing if any row is bad.")
+    ] = False,
     db: Db = None,
 ) -> None:
-    """Import registrations (people grouped into households by household_ref), all or nothing.
+    """Import registrations (people grouped into households by household_ref) in one
+    transaction: the valid households, with every refused row and why in the rejects file,
+    or with --all-or-nothing nothing at all if any row is bad.
 
     Columns: registration_id, given_names, family_name, second_family_name, sex,
-    date_of_birth (YYYY-MM-DD), region, municipality, address, phone, household_ref."""
+    date_of_birth (YYYY-MM-DD), region, municipality, address, phone, household_ref, and the
+    declared attributes' columns."""
     engine = _engine(db)
+    target = rejects or file.with_name(file.name + ".rejects.csv")
     try:
         with _bar(f"Importing {file.name}") as advance:
-            summary = registry_service.import_registrations_file(engine, file, progress=advance)
+            summary = registry_service.import_registrations_file(
+                engine, file, progress=advance, all_or_nothing=all_or_nothing
+            )
     except ImportRejected as error:
-        _report_rejects(error, rejects or file.with_name(file.name + ".rejects.csv"))
+        _report_rejects(error, target)
         raise typer.Exit(1) from None
-    console.print(
-        f"Imported {summary.people:,} people in {summary.households:,} households from {file.name}."
-    )
+    people = f"{summary.people:,} {'person' if summary.people == 1 else 'people'}"
+    homes = f"{summary.households:,} household{'' if summary.households == 1 else 's'}"
+    console.print(f"Imported {people} in {homes} from {file.name}.")
+    if summary.refused:
+        _report_rejects(
+            ImportRejected(
+                f"{summary.refused_rows:,} rows of {file.name} were refused and not imported",
+                list(summary.refused),
+            ),
+            target,
+            partial=True,
+        )
 
 
 @registry_app.command("import-vehicles")

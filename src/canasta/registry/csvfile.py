@@ -69,7 +69,7 @@ def read_csv(
     except csv.Error as exc:
         raise _broken(filename, 0, reader.line_num, exc) from None
     names = [name.strip().lower() for name in header]
-    _check_header(filename, names, required, optional)
+    check_header(filename, names, required, optional)
     row = 0
     while True:
         start_line = reader.line_num + 1
@@ -97,7 +97,7 @@ def read_csv(
         yield CsvRow(row, start_line, dict(zip(names, record, strict=True)))
 
 
-def _check_header(filename: str, names: list[str], required: Sequence[str], optional: Sequence[str]) -> None:
+def check_header(filename: str, names: list[str], required: Sequence[str], optional: Sequence[str]) -> None:
     problems: list[RowProblem] = []
     seen: set[str] = set()
     for name in names:

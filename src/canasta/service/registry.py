@@ -13,7 +13,8 @@ from canasta.adapters import attributes_repo, registry_repo
 from canasta.adapters.db import transaction
 from canasta.domain.errors import ImportRejected, RowProblem
 from canasta.domain.model import Household, Vehicle
-from canasta.registry.csvfile import decode, read_csv
+from canasta.registry.csvfile import CsvRow, decode, read_csv
+from canasta.registry.parquetfile import read_parquet
 from canasta.registry.registrations import (
     REGISTRATION_COLUMNS,
     VEHICLE_COLUMNS,
@@ -30,6 +31,12 @@ class ImportSummary:
     households: int
     people: int
     vehicles: int = 0
+    #: Rows refused when importing the valid rows only, each with why (sorted by row).
+    refused: tuple[RowProblem, ...] = ()
+
+    @property
+    def refused_rows(self) -> int:
+        return len({p.row for p in self.refused})
 
 
 def import_registrations_file(
@@ -37,15 +44,28 @@ def import_registrations_file(
     path: Path,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    all_or_nothing: bool = True,
 ) -> ImportSummary:
-    """Read a registrations CSV and store it whole, or store nothing and raise
-    ``ImportRejected`` with every problem found."""
+    """Read a registrations file (CSV, or Parquet by its ``.parquet`` suffix) and store it
+    in one transaction.
+
+    With ``all_or_nothing`` a single bad row stores nothing and ``ImportRejected`` lists
+    every problem. Without it the valid rows are stored and the summary lists the refused
+    ones; a household is stored whole or not at all, so every row of a household with a bad
+    row is refused too (a household stored without one of its members would be granted for
+    fewer people than live in it). A bad header, encoding or file refuses everything."""
     name = path.name
-    text = decode(_read(path), name)
     declared = declared_attributes(engine)
     usable = [a for a in declared.values() if a.belongs_to in (Owner.HOUSEHOLD, Owner.PERSON)]
     shape: list[RowProblem] = []
-    rows = read_csv(text, name, REGISTRATION_COLUMNS, [a.name for a in usable], problems=shape)
+    if path.suffix.lower() == ".parquet":
+        if not path.is_file():
+            _read(path)  # the same error as for a missing CSV file
+        rows = read_parquet(path, REGISTRATION_COLUMNS, [a.name for a in usable])
+    else:
+        text = decode(_read(path), name)
+        rows = list(read_csv(text, name, REGISTRATION_COLUMNS, [a.name for a in usable], problems=shape))
     parsed = parse_registrations(rows, name, today or date.today(), usable)
     problems = shape + parsed.problems
     households = list(parsed.households.values())
@@ -87,7 +107,13 @@ def import_registrations_file(
                             line,
                         )
                     )
-        _reject_if(problems, name)
+        refused: list[RowProblem] = []
+        if problems and all_or_nothing:
+            _reject_if(problems, name)
+        elif problems:
+            households, refused = _valid_households(households, problems, rows, name)
+            if not households:  # not one valid household: said as for all-or-nothing
+                _reject_if(refused, name)
         registry_repo.insert_households(
             conn,
             households,
@@ -96,7 +122,37 @@ def import_registrations_file(
             progress,
             declared,
         )
-    return ImportSummary(name, len(households), parsed.people)
+    people = sum(len(h.members) for h in households)
+    return ImportSummary(name, len(households), people, refused=tuple(refused))
+
+
+def _valid_households(
+    households: list[Household], problems: list[RowProblem], rows: Sequence[CsvRow], name: str
+) -> tuple[list[Household], list[RowProblem]]:
+    """The households none of whose rows has a problem, and every refused row with why:
+    its own problems, or the bad row of its household that took it down."""
+    bad_rows = {p.row for p in problems}
+    first_bad: dict[str, int] = {}
+    for r in rows:
+        ref = r.values.get("household_ref", "").strip()
+        if r.row in bad_rows and ref:
+            first_bad.setdefault(ref, r.row)
+    refused = list(problems)
+    for r in rows:
+        ref = r.values.get("household_ref", "").strip()
+        if r.row not in bad_rows and ref in first_bad:
+            refused.append(
+                RowProblem(
+                    name,
+                    r.row,
+                    "household_ref",
+                    f"not imported: row {first_bad[ref]} of household {ref!r} was refused, and a "
+                    "household is imported whole or not at all",
+                    r.line,
+                )
+            )
+    refused.sort(key=lambda p: (p.row, p.field))
+    return [h for h in households if h.ref not in first_bad], refused
 
 
 def declared_attributes(engine: sa.Engine) -> dict[str, Attribute]:
