@@ -142,7 +142,9 @@ def test_tile_indexes_are_spelled_in_groups_of_three(index: int, path: str) -> N
     assert parse_tile_index(path + ".p/9") == (index, 9)
 
 
-def test_a_receipt_is_fetched_again_only_with_its_card(client: TestClient, world: World) -> None:
+def test_a_receipt_is_fetched_again_only_with_its_card(
+    client: TestClient, world: World, engine: sa.Engine
+) -> None:
     made = redeem(client, world, "k1").json()
     card = made["card"]
     position = made["ledger_position"]
@@ -152,6 +154,9 @@ def test_a_receipt_is_fetched_again_only_with_its_card(client: TestClient, world
     other = format_card_id(world.vehicle_cards["AB0002"])
     assert client.get(f"/api/v1/receipts/{position}", headers={"Canasta-Card": other}).status_code == 404
     assert client.get("/api/v1/receipts/1", headers={"Canasta-Card": card}).status_code == 404  # a policy
+    # A withdrawn card's id is public (the revocation list): it opens nothing any more.
+    card_service.withdraw_card(engine, made["card"], CardStatus.LOST)
+    assert client.get(f"/api/v1/receipts/{position}", headers={"Canasta-Card": card}).status_code == 404
 
 
 def test_a_scanned_card_code_redeems_and_a_forged_one_is_refused(

@@ -171,7 +171,33 @@ def test_a_forged_checkpoint_is_refused(engine: sa.Engine) -> None:
         forged = note.replace("\n2\n", "\n1\n", 1)
         conn.execute(log_checkpoints.update().where(log_checkpoints.c.size == 2).values(note=forged))
     report = verify_log(DatabaseLog(engine), [verifier])
-    assert len(report.problems) == 1 and "does not verify" in report.problems[0]
+    assert len(report.problems) == 2 and "does not verify" in report.problems[0]
+    assert report.problems[1].startswith("checkpoint of size 5 does not name the checkpoint before it")
+
+
+def test_a_checkpoint_taken_out_of_the_published_list_is_named(engine: sa.Engine) -> None:
+    append(engine, BATCHES[:4])
+    with engine.begin() as conn:
+        conn.execute(log_checkpoints.delete().where(log_checkpoints.c.size == 2))
+    report = verify_log(DatabaseLog(engine), [keyring_of(engine).log.verifier])
+    assert report.problems == [
+        "checkpoint of size 5 does not name the checkpoint before it: a published checkpoint is "
+        "missing or was replaced"
+    ]
+
+
+def test_checkpoints_signed_while_the_log_is_verified_are_left_for_the_next_run(engine: sa.Engine) -> None:
+    append(engine, BATCHES[:3])
+
+    class Live(DatabaseLog):
+        def latest(self) -> str:
+            note = super().latest()
+            append(engine, [4])  # a batch commits between reading the latest and the list
+            return note
+
+    report = verify_log(Live(engine), [keyring_of(engine).log.verifier])
+    assert report.ok, report.problems
+    assert (report.leaves, report.checkpoints) == (5, 3)
 
 
 def test_level_one_tiles_once_the_log_passes_65536_leaves(engine: sa.Engine) -> None:
@@ -187,6 +213,27 @@ def test_level_one_tiles_once_the_log_passes_65536_leaves(engine: sa.Engine) -> 
         assert log_repo.stored_tile_count(conn, 1) == 1 and log_repo.stored_tile_count(conn, 0) == 257
     assert view.tile(1, 0) == b"".join(root(all_leaves[i : i + 256]) for i in range(0, 65536, 256))
     assert view.tile(2, 0, 1) == root(all_leaves[:65536])
+    assert not [p for p in run_audit(engine).problems if "tile" in p]
+    # A damaged tile above level 0 is named, and so is a tile missing among stored ones...
+    with engine.begin() as conn:
+        stored = log_repo.tile(conn, 1, 0)
+        assert stored is not None
+        conn.execute(
+            log_tiles.update()
+            .where(log_tiles.c.level == 1, log_tiles.c.idx == 0)
+            .values(hashes=stored[:3744] + b"\x07" * 32 + stored[3776:])
+        )
+        conn.execute(log_tiles.delete().where(log_tiles.c.level == 0, log_tiles.c.idx == 5))
+    problems = [p for p in run_audit(engine).problems if "tile" in p]
+    assert problems == [
+        "log tile 1/0 does not hold the hashes of the tiles 0/0 to 255 and the nodes above them",
+        "log tile 0/5 is missing while later tiles are stored",
+    ]
+    # ... and the missing one is stored again the next time a proof needs the tiles.
+    with engine.begin() as conn:
+        conn.execute(log_tiles.update().where(log_tiles.c.level == 1).values(hashes=stored))
+    assert LogView(engine).inclusion(5 * 256 + 3, size) == inclusion_proof(5 * 256 + 3, all_leaves)
+    assert not [p for p in run_audit(engine).problems if "tile" in p]
 
 
 def test_a_changed_stored_tile_is_named_by_the_audit_and_never_served(engine: sa.Engine) -> None:

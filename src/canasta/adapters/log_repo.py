@@ -120,9 +120,25 @@ def tiles(conn: sa.Connection, level: int, start: int, end: int) -> dict[int, by
 
 
 def stored_tile_count(conn: sa.Connection, level: int) -> int:
-    """How many full tiles of ``level`` are stored (they are stored in order, from 0)."""
-    found = conn.scalar(sa.select(sa.func.max(log_tiles.c.idx)).where(log_tiles.c.level == level))
-    return 0 if found is None else int(found) + 1
+    """How many full tiles of ``level`` are stored from tile 0 on without a gap (tiles are
+    stored in order, so a gap is damage; what follows it is stored again over it)."""
+    expected = 0
+    for (index,) in conn.execute(
+        sa.select(log_tiles.c.idx).where(log_tiles.c.level == level).order_by(log_tiles.c.idx)
+    ):
+        if int(index) != expected:
+            break
+        expected += 1
+    return expected
+
+
+def tile_indexes(conn: sa.Connection) -> list[tuple[int, int]]:
+    return [
+        (int(level), int(idx))
+        for level, idx in conn.execute(
+            sa.select(log_tiles.c.level, log_tiles.c.idx).order_by(log_tiles.c.level, log_tiles.c.idx)
+        )
+    ]
 
 
 def iter_tiles(conn: sa.Connection) -> Iterator[tuple[int, int, bytes]]:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
 from canasta.adapters.ledger_repo import encode_body, log_signer
-from canasta.domain.errors import CanastaError
+from canasta.domain.errors import CanastaError, LedgerDamaged
 from canasta.domain.merkle import Frontier
 from canasta.domain.model import (
     Beneficiary,
@@ -210,7 +210,12 @@ def _read_state(
     )
     assert head is not None
     ((head_seq, head_hash, head_frontier, head_checkpoint),) = head
-    frontier = Frontier.from_bytes(head_seq, bytes(head_frontier))
+    try:
+        frontier = Frontier.from_bytes(head_seq, bytes(head_frontier))
+    except ValueError:
+        raise LedgerDamaged(
+            "the ledger head's record of the log's tree does not fit its size; run 'canasta audit'"
+        ) from None
     existing = {}
     for row in found_keys or ():
         (outlet, key_hash, seq, card, qty, after, at, fingerprint, name, unit, digest) = row

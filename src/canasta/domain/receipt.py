@@ -118,6 +118,8 @@ class LogReceipt:
             if not isinstance(data, Mapping) or data.get("format") != FORMAT:
                 raise BadReceipt(f"not a {FORMAT} receipt")
             raw = data["entry"]
+            if not isinstance(raw["seq"], int) or not isinstance(data["leaf_index"], int):
+                raise BadReceipt("a receipt's entry number and leaf index are whole numbers")
             entry = LedgerEntry(
                 int(raw["seq"]),
                 str(raw["kind"]),

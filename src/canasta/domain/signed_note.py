@@ -162,7 +162,7 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise BadNote("a checkpoint is origin, size and root hash, one per line")
         origin, size, encoded, *extensions = lines[:-1]
-        if not origin or not size.isdigit() or (size != "0" and size.startswith("0")):
+        if not origin or not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")):
             raise BadNote("a checkpoint's size is a decimal number without leading zeros")
         try:
             root = base64.b64decode(encoded, validate=True)

@@ -33,8 +33,8 @@ from canasta.domain.signed_note import Checkpoint, Signer
 TIME_PREFIX = "time "
 PREV_PREFIX = "prev "
 NO_CHECKPOINT = "0" * 64
-_GROUP = re.compile(r"x\d{3}")
-_LAST = re.compile(r"\d{3}")
+_GROUP = re.compile(r"x[0-9]{3}")
+_LAST = re.compile(r"[0-9]{3}")
 
 
 def checkpoint_time(checkpoint: Checkpoint) -> str | None:
@@ -128,7 +128,7 @@ def seal(
     root = grown.root()
     note = (
         sign_checkpoint(signer, grown.size, root, signed_at, prev_checkpoint)
-        if signer and grown.size
+        if signer and entries  # no second note for a size already signed
         else None
     )
     return Sealed(entries, salts, commitments, grown, root, note, tree)
@@ -140,7 +140,11 @@ def parse_tile_index(path: str) -> tuple[int, int | None]:
     width: int | None = None
     if ".p/" in path:
         path, _, raw_width = path.partition(".p/")
-        if not raw_width.isdigit() or not 1 <= int(raw_width) <= 255 or raw_width.startswith("0"):
+        if (
+            not (raw_width.isascii() and raw_width.isdigit())
+            or not 1 <= int(raw_width) <= 255
+            or raw_width.startswith("0")
+        ):
             raise NotFound(f"{raw_width!r} is not a partial tile's width (1 to 255)")
         width = int(raw_width)
     groups = path.split("/")

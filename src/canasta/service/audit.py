@@ -107,7 +107,8 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
 
 def _log_verifiers(engine: sa.Engine, conn: sa.Connection) -> list[Verifier]:
     """The log's key as the key directory holds it; without one loaded, as the database
-    recorded it (which whoever can write the database could replace: said in the report)."""
+    recorded it (which whoever can write the database could replace; ``canasta audit``
+    always loads the key directory, so only a caller without keys falls back)."""
     try:
         return [keyring_of(engine).log.verifier]
     except KeyProblem:
@@ -127,6 +128,8 @@ class LogAudit:
         self.report = report
         self.frontier = Frontier()
         self.block: list[bytes] = []
+        self.blocks: list[list[bytes]] = [[]]  # per level above 0: roots of its full tiles
+        self.tiles_done: list[int] = [0]  # per level: full tiles checked
         self.checkpoints = log_repo.iter_checkpoints(conn)
         self.next: StoredCheckpoint | None = None
         self.previous_note: str | None = None
@@ -155,20 +158,37 @@ class LogAudit:
         self.frontier.append(leaf)
         self.block.append(leaf)
         if len(self.block) == TILE_WIDTH:
-            self._check_tile(self.frontier.size // TILE_WIDTH - 1)
-            self.block = []
+            done, self.block = self.block, []
+            self._check_tile(0, done)
         while self.next is not None and self.next.size <= self.frontier.size:
             self._check_checkpoint(
                 self.next, self.frontier.root() if self.next.size == self.frontier.size else None
             )
             self._advance()
 
-    def _check_tile(self, index: int) -> None:
-        stored = log_repo.tile(self.conn, 0, index)
-        if stored is not None and stored != expand_tile(self.block)[0]:
+    def _check_tile(self, level: int, block: list[bytes]) -> None:
+        """A block of 256 hashes at height 8·level is complete: the stored tile, if any, must
+        be it with the nodes above it; its root joins the block of the level above."""
+        index = self.tiles_done[level] if level < len(self.tiles_done) else 0
+        if level == len(self.tiles_done):
+            self.tiles_done.append(0)
+            self.blocks.append([])
+        expanded, _ = expand_tile(block)
+        stored = log_repo.tile(self.conn, level, index)
+        if stored is not None and stored != expanded:
+            first, last = index * TILE_WIDTH, index * TILE_WIDTH + TILE_WIDTH - 1
             self._problem(
-                f"log tile 0/{index} does not hold the hashes of leaves {index * 256} to {index * 256 + 255}"
+                f"log tile {level}/{index} does not hold the hashes of "
+                + (f"leaves {first} to {last}" if level == 0 else f"the tiles {level - 1}/{first} to {last}")
+                + " and the nodes above them"
             )
+        self.tiles_done[level] += 1
+        if level + 1 == len(self.blocks):
+            self.blocks.append([])
+        self.blocks[level + 1].append(expanded[-32:])
+        if len(self.blocks[level + 1]) == TILE_WIDTH:
+            done, self.blocks[level + 1] = self.blocks[level + 1], []
+            self._check_tile(level + 1, done)
 
     def _check_checkpoint(self, stored: StoredCheckpoint, root: bytes | None) -> None:
         self.report.checkpoints += 1
@@ -202,7 +222,24 @@ class LogAudit:
             )
         self.previous_note = stored.note
 
+    def _check_stored_tiles(self) -> None:
+        """Tiles are stored from 0 without gaps and only where the tree has full tiles: a
+        gap would leave proofs unservable, a tile beyond the tree was never the log's."""
+        stored: dict[int, list[int]] = {}
+        for level, index in log_repo.tile_indexes(self.conn):
+            stored.setdefault(level, []).append(index)
+        for level, indexes in sorted(stored.items()):
+            full = self.tiles_done[level] if level < len(self.tiles_done) else 0
+            beyond = [i for i in indexes if i >= full]
+            if beyond:
+                self._problem(f"log tile {level}/{beyond[0]} is stored but the log has no such full tile")
+            kept = sorted(i for i in indexes if i < full)
+            missing = [i for i, found in zip(range(len(kept)), kept, strict=False) if i != found]
+            if missing:
+                self._problem(f"log tile {level}/{missing[0]} is missing while later tiles are stored")
+
     def finish(self) -> None:
+        self._check_stored_tiles()
         while self.next is not None:
             self._problem(
                 f"checkpoint of size {self.next.size}: the ledger holds only {self.frontier.size} entries; "
@@ -388,14 +425,14 @@ def _check_cards(conn: sa.Connection, entries: list[LedgerEntry], report: AuditR
         if e.kind == EntryKind.CARD_WITHDRAWN
     }
     statuses = dict(
-        conn.execute(
-            sa.select(cards.c.id, cards.c.status).where(
-                sa.or_(
-                    cards.c.status != "active", cards.c.id.in_([c for c in recorded if isinstance(c, str)])
-                )
-            )
-        ).all()
+        conn.execute(sa.select(cards.c.id, cards.c.status).where(cards.c.status != "active")).all()
     )
+    named = [c for c in recorded if isinstance(c, str)]
+    for start in range(0, len(named), CHUNK):  # a statement holds at most 65,535 parameters
+        chunk = named[start : start + CHUNK]
+        statuses.update(
+            conn.execute(sa.select(cards.c.id, cards.c.status).where(cards.c.id.in_(chunk))).all()
+        )
     for card, (seq, status) in sorted(recorded.items(), key=lambda item: item[1][0]):
         if statuses.get(card) != status:
             report.records.append(

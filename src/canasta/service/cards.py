@@ -116,6 +116,15 @@ def _load(conn: sa.Connection, raw_id: str) -> tuple[Card, int]:
     return card, int(row.household_id)
 
 
+def active_card(engine: sa.Engine, raw_id: str) -> Card:
+    """The card, if it is active; a withdrawn card opens nothing (its id is published in the
+    revocation list, so it must not open its holder's receipts)."""
+    with transaction(engine, write=False) as conn:
+        card, _ = _load(conn, raw_id)
+    card.require_active()
+    return card
+
+
 def withdraw_card(engine: sa.Engine, raw_id: str, status: CardStatus) -> Card:
     """Mark a card lost or revoked: it is refused from then on. Recorded in the ledger."""
     with transaction(engine) as conn:

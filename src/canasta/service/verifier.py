@@ -26,7 +26,12 @@ from canasta.domain.errors import InvalidInput
 from canasta.domain.merkle import Frontier, leaf_hash, verify_consistency
 from canasta.domain.receipt import LogReceipt, Verified, verify_receipt
 from canasta.domain.signed_note import BadNote, Checkpoint, Verifier, open_note
-from canasta.domain.transparency import tile_path
+from canasta.domain.transparency import (
+    NO_CHECKPOINT,
+    checkpoint_prev,
+    note_hash,
+    tile_path,
+)
 
 #: Leaves fetched per request (a multiple of 256, so requests line up with entry bundles).
 CHUNK = 256 * 256
@@ -179,13 +184,15 @@ def verify_log(
         return report
     report.origin, report.size = latest.origin, latest.size
     pending: list[Checkpoint] = []
-    last_size = 0
+    last_size, last_note = 0, None
     for note in source.checkpoints():
         try:
             checkpoint = _open(note, verifiers)
         except BadNote as bad:
             report.problems.append(f"a checkpoint does not verify ({bad.message}): {note.splitlines()[:2]}")
             continue
+        if checkpoint.size > latest.size:
+            break  # signed after the latest was fetched: a live log; the next run checks it
         if checkpoint.origin != latest.origin:
             report.problems.append(
                 f"checkpoint of size {checkpoint.size} names another log, {checkpoint.origin!r}"
@@ -195,7 +202,14 @@ def verify_log(
                 f"checkpoint of size {checkpoint.size} is out of order after size {last_size}"
             )
             continue
-        last_size = checkpoint.size
+        expected = NO_CHECKPOINT if last_note is None else note_hash(last_note)
+        if checkpoint_prev(checkpoint) != expected:
+            report.problems.append(
+                f"checkpoint of size {checkpoint.size} does not name the checkpoint before it: a "
+                "published checkpoint is missing or was replaced"
+            )
+        # Times are not required to rise: a server's clock may be set back; the chain orders.
+        last_size, last_note = checkpoint.size, note
         pending.append(checkpoint)
     if not pending or pending[-1].size != latest.size or pending[-1].root != latest.root:
         report.problems.append(

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from canasta.domain.errors import InvalidInput, NotFound
-from canasta.domain.model import normalise_card_id
+from canasta.domain.errors import CanastaError, NotFound
 from canasta.domain.transparency import parse_tile_index
 from canasta.entrypoints.receipt_print import render_receipt_svg
+from canasta.service.cards import active_card
 from canasta.service.transparency import MAX_LEAVES, LogView, encode_proof, keyring_of
 
 MEDIA_NOTE = "text/plain; charset=utf-8"
@@ -131,8 +131,8 @@ def receipt_router(view: LogView, units: Callable[[str], str | None]) -> APIRout
         the card it was made with: the receipt holds the salt that opens the entry. As
         ``svg``, a printable slip whose QR code holds the same receipt."""
         try:
-            card_id = normalise_card_id(card)
-        except InvalidInput:
+            card_id = (await run_in_threadpool(active_card, view.engine, card)).id
+        except CanastaError:  # malformed, unknown or withdrawn: nothing to say about it
             raise NotFound(f"no receipt {ledger_position} for this card") from None
         found = await run_in_threadpool(view.receipt, ledger_position)
         if found.entry.kind != "redemption" or found.entry.body.get("card") != card_id:
