@@ -1,0 +1,341 @@
+"""Deduplication of registrations with Splink on DuckDB (in memory).
+
+``deduplicate(rows)`` normalises the registrations (``canasta.linkage.normalise``), scores
+the candidate pairs that blocking admits with a Fellegi–Sunter model whose parameters are
+estimated on the data itself (u by random sampling, m by expectation maximisation: no
+labels), and returns the scored pairs, the clusters of pairs at or above the upper
+threshold (merged automatically) and the review queue (pairs between the two thresholds
+that the automatic clusters did not already join).
+
+Household members are the hard negatives: they share address, phone and family names.
+So the model judges *who* a registration is by the person's own fields only:
+
+* given names are decisive: exact (with a term-frequency adjustment, "maría" is weak
+  evidence, "ximena" strong), one edit apart, a compound shortened to its first name,
+  the same first name with a *different* second one (a sibling's pattern: "María José" and
+  "María Paz"), or different (a twin, a spouse, a sibling: a large negative weight);
+* the date of birth: exact, day and month swapped, one edit apart (a typed digit), the
+  same year, or different (a parent and child namesake: a large negative weight);
+* family names: both in order, swapped, one missing, one edit apart each, only the first
+  shared (a parent and child), or different;
+* sex.
+
+Address and phone are *not* compared when ``household_fields`` is ``"block"`` (the
+default): members of one household agree on them, and a model that counts the agreement as
+evidence merges whole households. They still serve blocking (the same phone brings a pair
+into view). With ``"compare"`` they are compared like any other field, which suits data
+where an address is personal (FEBRL) and shows, on household data, why it is not used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from canasta.linkage.normalise import normalise_registration
+
+HouseholdFields = Literal["block", "compare"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Match probabilities: pairs at or above ``upper`` are merged automatically, pairs
+    from ``lower`` up to ``upper`` go to the review queue, the rest are kept apart."""
+
+    upper: float = 0.99
+    lower: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lower <= self.upper < 1.0:
+            raise ValueError("thresholds must satisfy 0 < lower <= upper < 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPair:
+    left: str
+    right: str
+    match_weight: float
+    match_probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Deduplication:
+    """What ``deduplicate`` found."""
+
+    thresholds: Thresholds
+    #: Candidate pairs that blocking admitted (every one was scored).
+    blocked_pair_count: int
+    #: Scored pairs with match probability at or above ``thresholds.lower``.
+    pairs: tuple[ScoredPair, ...]
+    #: registration id → cluster id, from the pairs at or above ``thresholds.upper``
+    #: (connected components); every registration is in a cluster, alone or not.
+    clusters: dict[str, str]
+    #: Pairs between the thresholds whose records are not already in one cluster.
+    review: tuple[ScoredPair, ...]
+    #: Every blocked pair, when asked for (``keep_blocked_pairs``), to measure blocking.
+    blocked_pairs: tuple[tuple[str, str], ...] = field(default=())
+    #: Estimated parameters (Splink's settings dictionary), for inspection.
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def auto_links(self) -> tuple[ScoredPair, ...]:
+        return tuple(p for p in self.pairs if p.match_probability >= self.thresholds.upper)
+
+
+def _level(sql: str, label: str, **options: Any) -> dict[str, Any]:
+    return {"sql_condition": sql, "label_for_charts": label, **options}
+
+
+def _null(*columns: str) -> dict[str, Any]:
+    sql = " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in columns)
+    return _level(sql, "null", is_null_level=True)
+
+
+def _else() -> dict[str, Any]:
+    return _level("ELSE", "else")
+
+
+def given_names_comparison() -> dict[str, Any]:
+    return {
+        "output_column_name": "given_names",
+        "comparison_levels": [
+            _null("given_names"),
+            _level(
+                "given_names_l = given_names_r",
+                "exact",
+                tf_adjustment_column="given_names",
+                tf_adjustment_weight=1.0,
+            ),
+            _level("damerau_levenshtein(given_names_l, given_names_r) <= 1", "one edit"),
+            _level(
+                "first_given_name_l = first_given_name_r"
+                " AND (other_given_names_l IS NULL OR other_given_names_r IS NULL)",
+                "shortened compound",
+                tf_adjustment_column="first_given_name",
+                tf_adjustment_weight=0.5,
+            ),
+            _level(
+                "(other_given_names_l IS NULL OR other_given_names_r IS NULL)"
+                " AND damerau_levenshtein(first_given_name_l, first_given_name_r) <= 1",
+                "shortened compound, one edit",
+            ),
+            _level("first_given_name_l = first_given_name_r", "same first, other second"),
+            _else(),
+        ],
+    }
+
+
+def _close(a: str, b: str) -> str:
+    return f"damerau_levenshtein({a}, {b}) <= 1"
+
+
+def _close_or_missing(a: str, b: str) -> str:
+    return f"({a} IS NULL OR {b} IS NULL OR {_close(a, b)})"
+
+
+#: Both family names within one edit, in order or swapped; a missing second name agrees.
+_FAMILY_NAMES_CLOSE = (
+    f"({_close('family_name_l', 'family_name_r')}"
+    f" AND {_close_or_missing('second_family_name_l', 'second_family_name_r')})"
+    f" OR ({_close('family_name_l', 'second_family_name_r')}"
+    f" AND {_close_or_missing('second_family_name_l', 'family_name_r')})"
+    f" OR (second_family_name_l IS NULL AND {_close('family_name_l', 'second_family_name_r')})"
+    f" OR (second_family_name_r IS NULL AND {_close('second_family_name_l', 'family_name_r')})"
+)
+
+
+def family_names_comparison() -> dict[str, Any]:
+    return {
+        "output_column_name": "family_names",
+        "comparison_levels": [
+            _null("family_names_sorted"),
+            _level(
+                "family_name_l = family_name_r AND second_family_name_l = second_family_name_r",
+                "both exact",
+                tf_adjustment_column="family_names_sorted",
+                tf_adjustment_weight=0.5,
+            ),
+            _level(
+                "family_names_sorted_l = family_names_sorted_r",
+                "same names (swapped)",
+            ),
+            _level(
+                "(second_family_name_l IS NULL OR second_family_name_r IS NULL)"
+                " AND (family_name_l IN (family_name_r, second_family_name_r)"
+                " OR family_name_r IN (family_name_l, second_family_name_l))",
+                "one missing, other shared",
+                tf_adjustment_column="family_name",
+                tf_adjustment_weight=0.5,
+            ),
+            _level(_FAMILY_NAMES_CLOSE, "within one edit each, in order or swapped"),
+            _level("family_name_l = family_name_r", "only first shared"),
+            _else(),
+        ],
+    }
+
+
+def date_of_birth_comparison() -> dict[str, Any]:
+    swapped = (
+        "substr(date_of_birth_l, 1, 4) = substr(date_of_birth_r, 1, 4)"
+        " AND substr(date_of_birth_l, 6, 2) = substr(date_of_birth_r, 9, 2)"
+        " AND substr(date_of_birth_l, 9, 2) = substr(date_of_birth_r, 6, 2)"
+    )
+    return {
+        "output_column_name": "date_of_birth",
+        "comparison_levels": [
+            _null("date_of_birth"),
+            _level("date_of_birth_l = date_of_birth_r", "exact"),
+            _level(swapped, "day and month swapped"),
+            _level("damerau_levenshtein(date_of_birth_l, date_of_birth_r) <= 1", "one edit"),
+            _level("birth_year_l = birth_year_r", "same year"),
+            _else(),
+        ],
+    }
+
+
+def sex_comparison() -> dict[str, Any]:
+    return {
+        "output_column_name": "sex",
+        "comparison_levels": [_null("sex"), _level("sex_l = sex_r", "exact"), _else()],
+    }
+
+
+def address_comparison() -> dict[str, Any]:
+    return {
+        "output_column_name": "address",
+        "comparison_levels": [
+            _null("address"),
+            _level("address_l = address_r", "exact", tf_adjustment_column="address"),
+            _level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar"),
+            _level("municipality_l = municipality_r", "same municipality"),
+            _else(),
+        ],
+    }
+
+
+def phone_comparison() -> dict[str, Any]:
+    return {
+        "output_column_name": "phone",
+        "comparison_levels": [_null("phone"), _level("phone_l = phone_r", "exact"), _else()],
+    }
+
+
+#: Candidate pairs: any one rule suffices (Splink scores each pair once).
+BLOCKING_RULES = (
+    ("date_of_birth",),
+    ("family_name", "birth_year"),
+    ("first_given_name", "family_key"),
+    ("first_given_name", "birth_year"),
+    ("phone",),
+    ("address",),
+    ("first_given_name", "family_name"),
+)
+
+
+def settings(household_fields: HouseholdFields = "block") -> dict[str, Any]:
+    """Splink settings (untrained) for deduplicating normalised registrations."""
+    from splink import block_on
+
+    comparisons = [
+        given_names_comparison(),
+        family_names_comparison(),
+        date_of_birth_comparison(),
+        sex_comparison(),
+    ]
+    if household_fields == "compare":
+        comparisons += [address_comparison(), phone_comparison()]
+    return {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "unique_id",
+        "comparisons": comparisons,
+        "blocking_rules_to_generate_predictions": [block_on(*rule) for rule in BLOCKING_RULES],
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": False,
+        "max_iterations": 40,
+    }
+
+
+def deduplicate(
+    rows: Iterable[Mapping[str, str]],
+    thresholds: Thresholds | None = None,
+    *,
+    household_fields: HouseholdFields = "block",
+    keep_blocked_pairs: bool = False,
+    prior_recall: float = 0.7,
+    seed: int = 1,
+) -> Deduplication:
+    """Deduplicate registrations (the registration format, all values strings).
+
+    The prior (probability that two random records match) is the share of pairs that agree
+    exactly on given names, first family name and date of birth, divided by
+    ``prior_recall``: the share of true pairs expected to agree so (lower for noisier data).
+    """
+    from splink import DuckDBAPI, Linker, block_on
+
+    thresholds = thresholds or Thresholds()
+    records = [normalise_registration(row) for row in rows]
+    db_api = DuckDBAPI()
+    linker = Linker(db_api.register(records), settings(household_fields), log_level=logging.WARNING)
+    training = linker.training
+    training.estimate_probability_two_random_records_match(
+        [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
+    )
+    training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("date_of_birth"), record_sample_proportion=1.0
+    )
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("first_given_name", "family_name"), record_sample_proportion=1.0
+    )
+    predictions = linker.inference.predict()
+    table = predictions.physical_name
+    connection = db_api._con
+    (blocked_pair_count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchall()[0]  # noqa: S608
+    pairs = tuple(
+        ScoredPair(left, right, weight, probability)
+        for left, right, weight, probability in connection.execute(
+            f"SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {table}"  # noqa: S608
+            " WHERE match_probability >= ? ORDER BY match_probability DESC",
+            [thresholds.lower],
+        ).fetchall()
+    )
+    blocked: tuple[tuple[str, str], ...] = ()
+    if keep_blocked_pairs:
+        blocked = tuple(
+            connection.execute(f"SELECT unique_id_l, unique_id_r FROM {table}").fetchall()  # noqa: S608
+        )
+    clusters = _connected_components(
+        (str(record["unique_id"]) for record in records),
+        [p for p in pairs if p.match_probability >= thresholds.upper],
+    )
+    review = tuple(
+        p for p in pairs if p.match_probability < thresholds.upper and clusters[p.left] != clusters[p.right]
+    )
+    return Deduplication(
+        thresholds=thresholds,
+        blocked_pair_count=blocked_pair_count,
+        pairs=pairs,
+        clusters=clusters,
+        review=review,
+        blocked_pairs=blocked,
+        settings=linker.misc.save_model_to_json(),
+    )
+
+
+def _connected_components(ids: Iterable[str], links: Iterable[ScoredPair]) -> dict[str, str]:
+    """registration id → the smallest id of its connected component (union–find)."""
+    parent = {i: i for i in ids}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for link in links:
+        a, b = root(link.left), root(link.right)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {i: root(i) for i in parent}
