@@ -283,7 +283,9 @@ def deduplicate(
     thresholds = thresholds or Thresholds()
     records = [normalise_registration(row) for row in rows]
     db_api = DuckDBAPI()
-    linker = Linker(db_api.register(records), settings(household_fields), log_level=logging.WARNING)
+    # Splink warns about comparison levels a training round did not observe; the estimates
+    # fall back to defaults for them, which is expected here, so only errors are shown.
+    linker = Linker(db_api.register(records), settings(household_fields), log_level=logging.ERROR)
     training = linker.training
     training.estimate_probability_two_random_records_match(
         [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
