@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from canasta.adapters.db import make_engine
 from canasta.adapters.redemption_repo import SqlRedemptionStore
-from canasta.adapters.tables import entitlements, redemptions
+from canasta.adapters.tables import cards, entitlements, redemptions
+from canasta.domain.card_token import CardExpired
 from canasta.domain.errors import CardRevoked, QuotaExceeded, RedemptionRefused
-from canasta.domain.model import CardStatus
+from canasta.domain.model import CardStatus, format_card_id
 from canasta.domain.redemption import Receipt, RedeemQuota
 from canasta.service import cards as card_service
 from canasta.service.audit import run_audit
@@ -180,3 +181,24 @@ def test_the_servers_inline_desk_batches_without_overdraft(engine: sa.Engine) ->
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(redemptions)) == 26
     assert run_audit(engine).ok
+
+
+def test_a_typed_card_id_is_held_to_the_cards_expiry(engine: sa.Engine) -> None:
+    """The expiry a scanned code carries holds for a typed id too: five years from issue."""
+    world = build_world(engine)
+    card = world.vehicle_cards["AB0001"]
+    with engine.begin() as conn:
+        conn.execute(cards.update().where(cards.c.id == card).values(issued_at="2021-11-04T09:00:00.000000Z"))
+    store = SqlRedemptionStore(engine)
+    (last_day,) = store.run_batch(
+        [RedeemQuota(card, "fuel", 1_000, "fs-1", "a")], lambda: "2026-11-04T23:59:59.000000Z"
+    )
+    assert isinstance(last_day, Receipt)
+    (refused,) = store.run_batch(
+        [RedeemQuota(card, "fuel", 1_000, "fs-1", "b")], lambda: "2026-11-05T00:00:00.000000Z"
+    )
+    assert isinstance(refused, CardExpired)
+    assert (
+        str(refused)
+        == f"card {format_card_id(card)} expired on 2026-11-04; a new card is issued at the registry office"
+    )

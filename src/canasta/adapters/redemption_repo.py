@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
 from canasta.adapters.ledger_repo import encode_body, log_signer
+from canasta.domain.card_token import expiry_for
 from canasta.domain.errors import CanastaError, LedgerDamaged
 from canasta.domain.merkle import Frontier
 from canasta.domain.model import (
@@ -102,7 +103,8 @@ class _Sql:
                 f"WHERE {one_of('r.key_hash')}"
             ),
             cards=text(
-                f"SELECT id, beneficiary_kind, beneficiary_id, status FROM cards WHERE {one_of('id')}"
+                "SELECT id, beneficiary_kind, beneficiary_id, status, issued_at FROM cards "
+                f"WHERE {one_of('id')}"
             ),
             programmes=text(
                 "SELECT p.id, p.name, p.unit, p.per, p.cycle_days, p.quota_fixed, "
@@ -222,8 +224,13 @@ def _read_state(
         receipt = Receipt(seq, card, name, unit, qty, after, outlet, at, seq, digest)
         existing[key_hash] = StoredRedemption(receipt, fingerprint)
     cards = {
-        card_id: Card(card_id, Beneficiary(_KINDS[kind], bid), _STATUSES[status])
-        for card_id, kind, bid, status in found_cards or ()
+        card_id: Card(
+            card_id,
+            Beneficiary(_KINDS[kind], bid),
+            _STATUSES[status],
+            expires_on=expiry_for(date.fromisoformat(str(issued)[:10])),
+        )
+        for card_id, kind, bid, status, issued in found_cards or ()
     }
     programmes: dict[str, Programme] = {}
     open_cycles: dict[int, Cycle] = {}

@@ -197,6 +197,8 @@ class Card:
     beneficiary: Beneficiary
     status: CardStatus = CardStatus.ACTIVE
     replaces: str | None = None
+    #: The last day the card is valid (its issue date plus the validity period), when known.
+    expires_on: date | None = None
 
     def require_active(self) -> None:
         if self.status is not CardStatus.ACTIVE:

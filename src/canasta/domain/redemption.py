@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from canasta.domain.card_token import CardExpired
 from canasta.domain.errors import (
     CanastaError,
     CardNotFound,
@@ -191,7 +192,7 @@ def plan_batch(
                 plan.outcomes.append(replace(earlier.receipt, replayed=True))
             continue
         try:
-            programme, cycle, entitlement = _resolve(cmd, state)
+            programme, cycle, entitlement = _resolve(cmd, state, recorded_at)
             entitlement.redeem(cmd.quantity, programme.unit)
         except CanastaError as refusal:  # this command's answer; the batch goes on
             plan.outcomes.append(refusal)
@@ -235,11 +236,18 @@ def plan_batch(
     return plan
 
 
-def _resolve(cmd: RedeemQuota, state: BatchState) -> tuple[Programme, Cycle, Entitlement]:
+def _resolve(cmd: RedeemQuota, state: BatchState, recorded_at: str) -> tuple[Programme, Cycle, Entitlement]:
     card = state.cards.get(cmd.card_id)
     if card is None:
         raise CardNotFound(f"no card {format_card_id(cmd.card_id)} was ever issued")
     card.require_active()
+    # A typed id is held to the card's expiry as a scanned code is (the UTC date, as the
+    # scanned code's check uses).
+    if card.expires_on is not None and recorded_at[:10] > card.expires_on.isoformat():
+        raise CardExpired(
+            f"card {format_card_id(card.id)} expired on {card.expires_on.isoformat()}; a new card is issued "
+            "at the registry office"
+        )
     programme = state.programmes.get(cmd.programme)
     if programme is None or programme.id is None:
         raise ProgrammeNotFound(f"there is no programme called {cmd.programme!r}")
