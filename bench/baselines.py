@@ -21,12 +21,15 @@ import math
 import os
 import random
 import re
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -485,3 +488,57 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def canasta_server(url: str, workers: int = 1, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """``canasta serve --db url`` in a process group of its own, with ``env`` (this process's
+    environment when None); yields its base URL once it answers, and stops it on exit."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "canasta",
+            "serve",
+            "--db",
+            url,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=None if env is None else dict(env),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                said = server.stderr.read().decode() if server.stderr else ""
+                raise RuntimeError(f"canasta serve exited: {said}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("canasta serve did not start within 60 s") from None
+                time.sleep(0.2)
+        if workers > 1:
+            time.sleep(0.5 * workers)  # let every worker finish starting
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

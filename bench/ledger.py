@@ -44,11 +44,8 @@ import hashlib
 import os
 import random
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +58,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from baselines import ensure_postgres
+from baselines import canasta_server, ensure_postgres
 from canasta.adapters import ledger_repo, migrate
 from canasta.adapters.db import make_engine, transaction
 from canasta.adapters.ledger_repo import encode_body
@@ -437,45 +434,6 @@ def frontier_loop(commitments: Sequence[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(url: str) -> Iterator[str]:
-    """``canasta serve`` on ``url`` (one process), with this process's ``CANASTA_KEYS``."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "canasta", "serve", "--db", url, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                said = server.stderr.read().decode() if server.stderr else ""
-                raise RuntimeError(f"canasta serve exited: {said}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("canasta serve did not start within 60 s") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 def proofs_at_append(
     url: str, signer: Signer, verifier: Verifier, rng: random.Random
 ) -> tuple[float, float, float]:
@@ -634,7 +592,7 @@ def section_verify(
         raise SystemExit(f"verify_log over the database failed: {report.problems[:3]}")
     if latest.root != root:
         raise SystemExit("the hashing floor's root is not the log's root")
-    with serving(url) as base:
+    with canasta_server(url) as base:
         http = verify_log(HttpLog(base), verifiers)
         tiles = verify_log(HttpLog(base, bulk=False), verifiers)
     for name, found in (("HTTP", http), ("HTTP entry bundles", tiles)):

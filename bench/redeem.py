@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -59,6 +57,7 @@ import psycopg
 
 from baselines import (
     WrkResult,
+    canasta_server,
     ensure_postgres,
     pgbench_best,
     run_wrk,
@@ -252,58 +251,6 @@ def serves_log(base: str) -> bool:
     raise SystemExit(f"{base}: /log/v1/key answered {sorted(statuses)}, log_receipt listed: {listed}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(code: Code, url: str, workers: int) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "canasta",
-            "serve",
-            "--db",
-            url,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=code.env,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(
-                    f"canasta serve exited: {server.stderr.read().decode() if server.stderr else ''}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("canasta serve did not start within 60 s") from None
-                time.sleep(0.2)
-        time.sleep(0.5 * workers)  # let every worker finish starting
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 @contextmanager
 def fresh_copy(template: str) -> Iterator[str]:
     """A copy of the template database for one run, so every run starts from the same state
@@ -337,7 +284,7 @@ def measure_once(
     """One (workers, clients) point of one code on a fresh copy: serve, check which code is
     serving, warm up, measure, then check that every acknowledged redemption is stored and
     that the ledger audits clean (with that code's ``canasta audit``)."""
-    with fresh_copy(template) as url, serving(code, url, workers) as base:
+    with fresh_copy(template) as url, canasta_server(url, workers, code.env) as base:
         has_log = serves_log(base)
         if has_log != code.has_log:
             raise SystemExit(f"{code.label}: the server is not running the code of {code.src}")

@@ -2,7 +2,6 @@
 and no input that makes it fail with a 500."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,20 +19,7 @@ from canasta.service import cards as card_service
 from canasta.service import programmes as programme_service
 from canasta.service.bootstrap import bootstrap
 from canasta.service.settings import Settings
-from tests.helpers import World, build_world
-
-
-@pytest.fixture
-def world(engine: sa.Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(world: World, database_url: str) -> Iterator[TestClient]:
-    canasta = bootstrap(Settings.load(database_url))
-    with TestClient(create_server(canasta), raise_server_exceptions=False) as client:
-        yield client
-    canasta.close()
+from tests.helpers import World
 
 
 def auth(world: World, outlet: str = "fs-1") -> dict[str, str]:

@@ -7,7 +7,6 @@ import base64
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,13 @@ from canasta.domain.model import CardStatus, format_card_id
 from canasta.domain.receipt import LogReceipt, commitment, verify_receipt
 from canasta.domain.signed_note import Checkpoint, Verifier, open_note
 from canasta.domain.transparency import parse_tile_index, tile_path
-from canasta.entrypoints.api.app import create_server
 from canasta.entrypoints.cli import run
 from canasta.entrypoints.receipt_print import receipt_text
 from canasta.service import cards as card_service
-from canasta.service.bootstrap import bootstrap
 from canasta.service.card_tokens import card_payload
-from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
 from canasta.service.verifier import HttpLog, _unbundle, verify_log, verify_receipt_file
-from tests.helpers import World, build_world
-
-
-@pytest.fixture
-def world(engine: sa.Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(world: World, database_url: str) -> Iterator[TestClient]:
-    canasta = bootstrap(Settings.load(database_url))
-    with TestClient(create_server(canasta), raise_server_exceptions=False) as client:
-        yield client
-    canasta.close()
+from tests.helpers import World
 
 
 def redeem(client: TestClient, world: World, key: str, card: str | None = None, **extra: Any) -> Any:

@@ -141,15 +141,6 @@ def tile_indexes(conn: sa.Connection) -> list[tuple[int, int]]:
     ]
 
 
-def iter_tiles(conn: sa.Connection) -> Iterator[tuple[int, int, bytes]]:
-    for level, idx, hashes in conn.execute(
-        sa.select(log_tiles.c.level, log_tiles.c.idx, log_tiles.c.hashes).order_by(
-            log_tiles.c.level, log_tiles.c.idx
-        )
-    ):
-        yield int(level), int(idx), bytes(hashes)
-
-
 def insert_tiles(conn: sa.Connection, rows: list[tuple[int, int, bytes]]) -> None:
     """Store full tiles; one another writer stored first is left as it is (tiles are a
     function of the leaves, so both wrote the same)."""

@@ -117,7 +117,7 @@ def _layout(
     return _Layout(tuple(qr_code(payload).matrix), tuple(texts))
 
 
-def _dark_runs(qr: Sequence[bytearray]) -> Iterator[tuple[int, int, int]]:
+def dark_runs(qr: Sequence[bytearray]) -> Iterator[tuple[int, int, int]]:
     """(row, first column, length) of each horizontal run of dark modules."""
     for y, row in enumerate(qr):
         x = 0
@@ -145,7 +145,7 @@ def render_svg(
     size = len(layout.qr)
     module = _QR_BOX / (size + 2 * QUIET_ZONE)
     x0, y0 = (_QR_AT[0] + QUIET_ZONE * module, _QR_AT[1] + QUIET_ZONE * module)
-    runs = "".join(f"M{x} {y}h{n}v1h-{n}z" for y, x, n in _dark_runs(layout.qr))
+    runs = "".join(f"M{x} {y}h{n}v1h-{n}z" for y, x, n in dark_runs(layout.qr))
     w, h = CARD_WIDTH_MM, CARD_HEIGHT_MM
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -225,7 +225,7 @@ def render_png(
     size = len(layout.qr)
     module = px(_QR_BOX) // (size + 2 * QUIET_ZONE)  # whole pixels: crisp edges scan best
     x0, y0 = px(_QR_AT[0]) + QUIET_ZONE * module, px(_QR_AT[1]) + QUIET_ZONE * module
-    for y, x, n in _dark_runs(layout.qr):
+    for y, x, n in dark_runs(layout.qr):
         left, top = x0 + x * module, y0 + y * module
         draw.rectangle((left, top, left + n * module - 1, top + module - 1), fill=0)
     for t in layout.texts:

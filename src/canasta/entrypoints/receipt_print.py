@@ -17,6 +17,7 @@ import segno
 from canasta.domain.model import format_card_id
 from canasta.domain.quantity import format_milli
 from canasta.domain.receipt import LogReceipt
+from canasta.entrypoints.card_print import dark_runs
 
 WIDTH_MM = 80.0
 _MARGIN = 4.0
@@ -65,17 +66,7 @@ def render_receipt_svg(receipt: LogReceipt, unit: str | None = None) -> str:
             f"{html.escape(text)}</text>"
         )
     top = y + 2.0
-    runs = []
-    for row, cells in enumerate(matrix):
-        column = 0
-        while column < len(cells):
-            if cells[column]:
-                start = column
-                while column < len(cells) and cells[column]:
-                    column += 1
-                runs.append(f"M{start + 4} {row + 4}h{column - start}v1h-{column - start}z")
-            else:
-                column += 1
+    runs = [f"M{x + 4} {y + 4}h{n}v1h-{n}z" for y, x, n in dark_runs(matrix)]  # 4: the quiet zone
     parts.append(
         f'<path id="receipt-qr" transform="translate({_MARGIN:g} {top:.2f}) scale({scale:.5f})" '
         f'shape-rendering="crispEdges" d="{"".join(runs)}"/>'

@@ -56,9 +56,6 @@ class Keyring:
     log: Signer
     issuer: Signer
 
-    def signer(self, role: Role) -> Signer:
-        return self.log if role is Role.LOG else self.issuer
-
     def verifiers(self) -> dict[Role, Verifier]:
         return {Role.LOG: self.log.verifier, Role.ISSUER: self.issuer.verifier}
 

@@ -340,22 +340,14 @@ class LogView:
                                 leaf_hash(c) for c in log_repo.commitments(conn, start, start + TILE_WIDTH)
                             ]
                         else:
-                            base = [self._stored_root(conn, level - 1, start + i) for i in range(TILE_WIDTH)]
+                            base = [
+                                self._tile_root(lambda: conn, level - 1, start + i) for i in range(TILE_WIDTH)
+                            ]
                         expanded = _Expanded.of(base)
                         rows.append((level, tile, expanded.blob))
                         self._roots[(level, tile)] = expanded.root
                     log_repo.insert_tiles(conn, rows)
         self._materialised = max(self._materialised, size)
-
-    def _stored_root(self, conn: sa.Connection, level: int, tile: int) -> bytes:
-        found = self._roots.get((level, tile))
-        if found is None:
-            stored = log_repo.tile(conn, level, tile)
-            if stored is None:
-                raise ProofUnavailable(f"tile {level}/{tile} is not stored yet")
-            found = _Expanded.stored(stored, f"{level}/{tile}").root
-            self._roots[(level, tile)] = found
-        return found
 
 
 def _missing_tiles(conn: sa.Connection, size: int) -> list[tuple[int, int, int]]:
