@@ -47,6 +47,13 @@ persons = sa.Table(
     sa.Column("sex", sa.String(1), nullable=False),
     sa.Column("date_of_birth", sa.Date, nullable=False),
     sa.Column("phone", sa.String(32), nullable=False),
+    # Deduplication: the registration this one was found to duplicate (the person's first
+    # registration, whose id is the person's id). A merged registration is not counted as a
+    # member; NULL means it stands for itself.
+    sa.Column("merged_into", Id, sa.ForeignKey("persons.id"), index=True),
+    # The deduplication run that last matched this registration; NULL for registrations
+    # imported since, which an incremental run matches against the rest.
+    sa.Column("matched_by", Id),
 )
 
 vehicles = sa.Table(
@@ -284,4 +291,72 @@ signing_keys = sa.Table(
     sa.Column("role", sa.String(16), primary_key=True),
     sa.Column("verifier", sa.Text, nullable=False),
     sa.Column("first_used_at", Timestamp, nullable=False),
+)
+
+#: Each run of deduplication: what it compared and decided, and the model it estimated (the
+#: model of the last full run scores the registrations of incremental runs).
+dedup_runs = sa.Table(
+    "dedup_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=False),
+    sa.Column("registrations", sa.BigInteger, nullable=False),
+    sa.Column("new_registrations", sa.BigInteger, nullable=False),
+    sa.Column("compared_pairs", sa.BigInteger, nullable=False),
+    sa.Column("merges", sa.BigInteger, nullable=False),
+    sa.Column("review_items", sa.BigInteger, nullable=False),
+    # Match probabilities as decimal strings, so they read back exactly everywhere.
+    sa.Column("upper", sa.String(16), nullable=False),
+    sa.Column("lower", sa.String(16), nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.CheckConstraint("kind IN ('full', 'incremental')", name="kind"),
+)
+
+#: Every merge of one registration into another, automatic or a reviewer's, each recorded in
+#: the ledger; an undone merge keeps its row with who undid it, when and why.
+person_merges = sa.Table(
+    "person_merges",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kept_id", Id, sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("merged_id", Id, sa.ForeignKey("persons.id"), nullable=False, index=True),
+    sa.Column("run_id", Id, sa.ForeignKey("dedup_runs.id")),
+    sa.Column("review_id", Id),
+    sa.Column("match_probability", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(100), nullable=False),
+    sa.Column("decided_at", Timestamp, nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+    sa.Column("undone_at", Timestamp),
+    sa.Column("undone_by", sa.String(100)),
+    sa.Column("undo_reason", sa.String(500)),
+    sa.Column("undo_ledger_seq", sa.BigInteger),
+)
+
+#: Pairs of registrations a person must look at, with the evidence, and pairs a person has
+#: decided (a pair decided distinct, or whose merge was undone, is never merged again).
+review_items = sa.Table(
+    "review_items",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    # left_id < right_id: one row per pair.
+    sa.Column("left_id", Id, sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("right_id", Id, sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("run_id", Id, sa.ForeignKey("dedup_runs.id")),
+    sa.Column("match_probability", sa.String(16), nullable=False),
+    sa.Column("match_weight", sa.String(16), nullable=False),
+    # Why it is here ("between the thresholds", "twin-like", "merge undone").
+    sa.Column("reason", sa.String(100), nullable=False),
+    # JSON: one object per compared field with both values, the level and its weight.
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_by", sa.String(100)),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("note", sa.String(500)),
+    sa.UniqueConstraint("left_id", "right_id"),
+    sa.Index("ix_review_items_status", "status", "match_probability"),
+    sa.CheckConstraint("status IN ('open', 'merged', 'distinct')", name="status"),
+    sa.CheckConstraint("left_id < right_id", name="ordered"),
 )

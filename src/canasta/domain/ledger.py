@@ -27,6 +27,10 @@ class EntryKind(StrEnum):
     CYCLE_CLOSED = "cycle-closed"
     CARD_WITHDRAWN = "card-withdrawn"
     POLICY_PUBLISHED = "policy-published"
+    #: One registration found to be the same person as another (automatically or by a
+    #: reviewer) and no longer counted on its own; and such a merge undone.
+    REGISTRATIONS_MERGED = "registrations-merged"
+    REGISTRATIONS_UNMERGED = "registrations-unmerged"
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

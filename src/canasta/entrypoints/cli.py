@@ -38,9 +38,11 @@ from canasta.domain.signed_note import BadNote, Verifier
 from canasta.entrypoints.card_print import CardFormat, print_cards
 from canasta.entrypoints.receipt_print import render_receipt_svg
 from canasta.entrypoints.render import print_explanation
+from canasta.linkage.model import Thresholds
 from canasta.policy.language import PolicyRejected
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
+from canasta.service import dedup as dedup_service
 from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
@@ -229,6 +231,236 @@ def registry_import(
             target,
             partial=True,
         )
+
+
+_STAGES = (
+    "reading registrations",
+    "normalising",
+    "estimating the model",
+    "scoring candidate pairs",
+    "clustering",
+    "storing merges and the review queue",
+)
+
+
+@registry_app.command("dedup")
+def registry_dedup(
+    full: Annotated[
+        bool, typer.Option("--full", help="Estimate the model again and score every pair, not only new ones.")
+    ] = False,
+    upper: Annotated[float, typer.Option(help="Merge pairs at or above this match probability.")] = 0.99,
+    lower: Annotated[float, typer.Option(help="Queue pairs from this probability up for review.")] = 0.5,
+    db: Db = None,
+) -> None:
+    """Find people registered more than once. Pairs at or above --upper are merged (each
+    merge recorded in the ledger, and undoable); pairs between the thresholds go to the
+    review queue (canasta registry review). After the first run only registrations imported
+    since are matched, against everyone, with the model that run estimated."""
+    try:
+        thresholds = Thresholds(upper, lower)
+    except ValueError as bad:
+        raise CanastaError(f"--upper {upper} --lower {lower}: {bad}") from None
+    engine = _engine(db)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Deduplicating", total=len(_STAGES))
+
+        def stage(name: str) -> None:
+            done = _STAGES.index(name) if name in _STAGES else 0
+            bar.update(task, completed=done, description=f"Deduplicating: {name}")
+
+        summary = dedup_service.run(engine, full=full, thresholds=thresholds, progress=stage)
+    if summary.run_id is None:
+        console.print(
+            f"No registration is new since the last run ({summary.registrations:,} registrations); "
+            f"{summary.open_reviews:,} pairs await review. Use --full to match everyone again."
+        )
+        return
+    matched = (
+        f"{summary.registrations:,} registrations"
+        if summary.kind == "full"
+        else f"{summary.new_registrations:,} new registrations against {summary.registrations:,}"
+    )
+    console.print(f"Run {summary.run_id} ({summary.kind}): matched {matched}.")
+    console.print(
+        f"  {summary.merged:,} registrations merged into another (probability >= {upper}); "
+        f"{summary.queued:,} pairs queued for review; {summary.open_reviews:,} pairs await review."
+    )
+    if summary.open_reviews:
+        console.print("  Work through them with: canasta registry review")
+
+
+def _registration_table(item: dedup_service.ReviewItem) -> Table:
+    weights = {str(e["field"]): e for e in item.evidence}
+    table = Table(title=f"Review item {item.id}: match probability {item.match_probability} ({item.reason})")
+    table.add_column("field")
+    table.add_column(item.left.registration_id)
+    table.add_column(item.right.registration_id)
+    table.add_column("comparison")
+    table.add_column("weight", justify="right")
+    a, b = item.left, item.right
+
+    def row(label: str, left: str, right: str, compared: str | None = None) -> None:
+        found = weights.get(compared or "")
+        level = str(found["level"]) if found else ("same" if left == right else "(not compared)")
+        weight = f"{float(found['weight']):+.1f}" if found else ""
+        table.add_row(label, left, right, level, weight)
+
+    row("given names", a.given_names, b.given_names, "given_names")
+    row(
+        "family names",
+        f"{a.family_name} {a.second_family_name}".strip(),
+        f"{b.family_name} {b.second_family_name}".strip(),
+        "family_names",
+    )
+    row("date of birth", a.date_of_birth, b.date_of_birth, "date_of_birth")
+    row("sex", a.sex, b.sex, "sex")
+    row("household", a.household_ref, b.household_ref)
+    row("address", a.address, b.address, "address")
+    row("municipality", f"{a.municipality}, {a.region}", f"{b.municipality}, {b.region}")
+    row("phone", a.phone, b.phone, "phone")
+    return table
+
+
+@registry_app.command("review")
+def registry_review(
+    reviewer: Annotated[
+        str | None, typer.Option("--reviewer", help="Your name, recorded with each decision.")
+    ] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List the open items and stop.")] = False,
+    item: Annotated[int | None, typer.Option("--item", help="Decide this item only.")] = None,
+    decision: Annotated[
+        str | None, typer.Option("--decision", help="With --item: merge or distinct, without asking.")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="With --decision: a note kept with it.")] = None,
+    limit: Annotated[int, typer.Option(help="With --list: at most this many.")] = 50,
+    db: Db = None,
+) -> None:
+    """Work through the review queue: for each pair, the two registrations side by side with
+    how each field compared and its match weight, then merge (m), distinct (d), skip (s) or
+    quit (q)."""
+    engine = _engine(db)
+    if list_only:
+        items = dedup_service.open_items(engine, limit)
+        table = Table(title=f"{dedup_service.count_open(engine):,} pairs await review")
+        for column in ("item", "probability", "why", "registration", "", "registration", ""):
+            table.add_column(column)
+        for i in items:
+            table.add_row(
+                str(i.id),
+                i.match_probability,
+                i.reason,
+                i.left.registration_id,
+                f"{i.left.given_names} {i.left.family_name}",
+                i.right.registration_id,
+                f"{i.right.given_names} {i.right.family_name}",
+            )
+        console.print(table)
+        return
+    if reviewer is None or not reviewer.strip():
+        raise CanastaError("--reviewer NAME is needed: every decision records who made it")
+    if decision is not None:
+        if item is None:
+            raise CanastaError("--decision needs --item ID")
+        made = dedup_service.decide(engine, item, decision, reviewer, note)
+        console.print(_decided(made))
+        return
+    queue = [dedup_service.get_item(engine, item)] if item is not None else None
+    after, decided = 0, 0
+    while True:
+        if queue is None:
+            batch = dedup_service.open_items(engine, 1, after)
+            if not batch:
+                break
+            current = batch[0]
+        elif queue:
+            current = queue.pop()
+        else:
+            break
+        after = current.id
+        console.print(_registration_table(current))
+        answer = typer.prompt("merge (m), distinct (d), skip (s), quit (q)", default="s").strip().lower()
+        if answer in ("q", "quit"):
+            break
+        if answer in ("s", "skip", ""):
+            continue
+        if answer not in ("m", "merge", "d", "distinct"):
+            err.print(f"{answer!r} is not one of m, d, s, q; skipped.")
+            continue
+        text = typer.prompt("note (optional)", default="", show_default=False)
+        made = dedup_service.decide(
+            engine, current.id, "merge" if answer.startswith("m") else "distinct", reviewer, text or None
+        )
+        decided += 1
+        console.print(_decided(made))
+    console.print(f"{decided} decided; {dedup_service.count_open(engine):,} pairs await review.")
+
+
+def _decided(made: dedup_service.Decision) -> str:
+    if made.status == "distinct":
+        return f"Item {made.item_id}: distinct people; no run will merge them."
+    if made.merge_id is None:
+        return f"Item {made.item_id}: already one person; nothing to merge."
+    return f"Item {made.item_id}: merged (merge {made.merge_id}, ledger entry {made.ledger_seq})."
+
+
+@registry_app.command("merges")
+def registry_merges(
+    registration: Annotated[
+        str | None, typer.Option("--registration", help="Only merges of this registration id.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, latest first.")] = 50,
+    db: Db = None,
+) -> None:
+    """List merges, latest first, with who decided them and whether they were undone."""
+    engine = _engine(db)
+    table = Table()
+    for column in ("merge", "kept", "merged", "probability", "by", "at", "ledger", "undone"):
+        table.add_column(column)
+    for m in dedup_service.list_merges(engine, registration, limit):
+        undone = f"{m.undone_at} by {m.undone_by}: {m.undo_reason}" if m.undone_at else ""
+        table.add_row(
+            str(m.id),
+            m.kept,
+            m.merged,
+            m.match_probability,
+            m.decided_by,
+            m.decided_at,
+            str(m.ledger_seq),
+            undone,
+        )
+    console.print(table)
+
+
+@registry_app.command("undo-merge")
+def registry_undo_merge(
+    merge: Annotated[int, typer.Argument(help="The merge's number (canasta registry merges).")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Your name, recorded with the undo.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the merge was wrong.")],
+    db: Db = None,
+) -> None:
+    """Undo a merge: the registration counts on its own again, the undo is a ledger entry,
+    and the pair is recorded as two people so no run merges it again."""
+    seq = dedup_service.undo_merge(_engine(db), merge, reviewer, reason)
+    console.print(f"Merge {merge} undone (ledger entry {seq}); the pair is recorded as distinct people.")
+
+
+@registry_app.command("export-clusters")
+def registry_export_clusters(
+    file: Annotated[Path, typer.Argument(help="Where to write it: CSV, or Parquet by a .parquet suffix.")],
+    db: Db = None,
+) -> None:
+    """Write registration_id,person_id for every registration; person_id is the
+    registration id of the person's first registration, the one duplicates were merged into."""
+    with console.status(f"Writing {file.name}…"):
+        count = dedup_service.export_clusters(_engine(db), file)
+    console.print(f"Wrote {count:,} registrations to {file}.")
 
 
 @registry_app.command("import-vehicles")

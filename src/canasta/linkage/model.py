@@ -36,8 +36,8 @@ where an address is personal (FEBRL) and shows, on household data, why it is not
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from canasta.linkage.normalise import normalise_registration
@@ -59,11 +59,24 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldEvidence:
+    """How one compared field of a pair came out: the comparison level it reached and the
+    match weight (log2 of the Bayes factor, term-frequency adjustment included) it added."""
+
+    field: str
+    level: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredPair:
     left: str
     right: str
     match_weight: float
     match_probability: float
+    evidence: tuple[FieldEvidence, ...] = ()
+    #: Why a pair above the upper threshold was still sent to a person (else "").
+    held: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +84,7 @@ class Deduplication:
     """What ``deduplicate`` found."""
 
     thresholds: Thresholds
-    #: Candidate pairs that blocking admitted (every one was scored).
+    #: Candidate pairs that blocking admitted (every one was scored); -1 when not counted.
     blocked_pair_count: int
     #: Scored pairs with match probability at or above ``thresholds.lower``.
     pairs: tuple[ScoredPair, ...]
@@ -82,7 +95,8 @@ class Deduplication:
     review: tuple[ScoredPair, ...]
     #: Every blocked pair, when asked for (``keep_blocked_pairs``), to measure blocking.
     blocked_pairs: tuple[tuple[str, str], ...] = field(default=())
-    #: Estimated parameters (Splink's settings dictionary), for inspection.
+    #: The trained model (Splink's settings dictionary): stored with a run, it scores the
+    #: registrations of later incremental runs without training again.
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -126,6 +140,11 @@ def given_names_comparison() -> dict[str, Any]:
                 "(other_given_names_l IS NULL OR other_given_names_r IS NULL)"
                 " AND damerau_levenshtein(first_given_name_l, first_given_name_r) <= 1",
                 "shortened compound, one edit",
+            ),
+            _level(
+                "jaro_winkler_similarity(first_given_name_l, first_given_name_r) >= 0.9"
+                " AND least(length(first_given_name_l), length(first_given_name_r)) >= 5",
+                "first names similar",
             ),
             _level("first_given_name_l = first_given_name_r", "same first, other second"),
             _else(),
@@ -176,6 +195,12 @@ def family_names_comparison() -> dict[str, Any]:
                 tf_adjustment_weight=0.5,
             ),
             _level(_FAMILY_NAMES_CLOSE, "within one edit each, in order or swapped"),
+            _level(
+                "jaro_winkler_similarity(family_name_l, family_name_r) >= 0.9"
+                " AND (second_family_name_l IS NULL OR second_family_name_r IS NULL"
+                " OR jaro_winkler_similarity(second_family_name_l, second_family_name_r) >= 0.9)",
+                "similar",
+            ),
             _level("family_name_l = family_name_r", "only first shared"),
             _else(),
         ],
@@ -228,21 +253,29 @@ def phone_comparison() -> dict[str, Any]:
     }
 
 
-#: Candidate pairs: any one rule suffices (Splink scores each pair once).
+#: Candidate pairs: any one rule suffices (Splink scores each pair once). Each rule keys on
+#: the date of birth or on a part of it that survives one kind of error, so the pairs grow
+#: with the number of people born on one day, not with the number called "María González":
+#: on 123,040 generated registrations these admit 368,752 pairs and 99.75 % of the true
+#: pairs, where keys on name alone ("first given name and family name") admitted 28 million.
 BLOCKING_RULES = (
-    ("date_of_birth",),
-    ("family_name", "birth_year"),
-    ("first_given_name", "family_key"),
-    ("first_given_name", "birth_year"),
-    ("phone",),
+    ("date_of_birth", "family_key"),
+    ("date_of_birth", "given_initial"),
+    # one error in the date: day and month exchanged, a mistyped day, a mistyped year
+    ("first_given_name", "family_key", "birth_date_unordered"),
+    ("first_given_name", "family_key", "birth_month"),
+    ("first_given_name", "family_key", "birth_monthday"),
+    # a household's members share it; a re-registration at home with a new birth date
     ("address",),
-    ("first_given_name", "family_name"),
 )
+
+
+def _rule_sql(rule: tuple[str, ...]) -> str:
+    return " AND ".join(f"l.{column} = r.{column}" for column in rule)
 
 
 def settings(household_fields: HouseholdFields = "block") -> dict[str, Any]:
     """Splink settings (untrained) for deduplicating normalised registrations."""
-    from splink import block_on
 
     comparisons = [
         given_names_comparison(),
@@ -256,11 +289,18 @@ def settings(household_fields: HouseholdFields = "block") -> dict[str, Any]:
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "comparisons": comparisons,
-        "blocking_rules_to_generate_predictions": [block_on(*rule) for rule in BLOCKING_RULES],
+        "blocking_rules_to_generate_predictions": [_rule_sql(rule) for rule in BLOCKING_RULES],
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": False,
         "max_iterations": 40,
     }
+
+
+Progress = Callable[[str], None]
+
+#: Pairs sampled for the u probabilities, and at most for each EM pass: enough for stable
+#: estimates, and bounded, so training costs the same on a district and on a country.
+TRAINING_PAIRS = 2e6
 
 
 def deduplicate(
@@ -271,49 +311,102 @@ def deduplicate(
     keep_blocked_pairs: bool = False,
     prior_recall: float = 0.7,
     seed: int = 1,
+    model: Mapping[str, Any] | None = None,
+    new: Collection[str] | None = None,
+    progress: Progress | None = None,
 ) -> Deduplication:
     """Deduplicate registrations (the registration format, all values strings).
 
-    The prior (probability that two random records match) is the share of pairs that agree
-    exactly on given names, first family name and date of birth, divided by
-    ``prior_recall``: the share of true pairs expected to agree so (lower for noisier data).
+    Without ``model`` the parameters are estimated on the rows themselves. The prior
+    (probability that two random records match) is the share of pairs that agree exactly on
+    given names, first family name and date of birth, divided by ``prior_recall``: the share
+    of true pairs expected to agree so (lower for noisier data).
+
+    With ``model`` (the ``settings`` of an earlier result) nothing is estimated, and with
+    ``new`` only pairs with at least one registration in ``new`` are scored: the
+    incremental case, where new registrations are matched against the registry and each
+    other. ``progress`` is told the name of each stage as it starts.
     """
     from splink import DuckDBAPI, Linker, block_on
 
+    say = progress or (lambda _stage: None)
     thresholds = thresholds or Thresholds()
-    records = [normalise_registration(row) for row in rows]
+    say("normalising")
+    fresh = set(new) if new is not None else None
+    records = []
+    for row in rows:
+        record: dict[str, Any] = normalise_registration(row)
+        if fresh is not None:
+            record["is_new"] = record["unique_id"] in fresh
+        records.append(record)
+    if fresh is not None and not any(r["is_new"] for r in records):
+        by_id_only = {str(r["unique_id"]) for r in records}
+        return Deduplication(thresholds, 0, (), {i: i for i in by_id_only}, (), settings=dict(model or {}))
     db_api = DuckDBAPI()
+    chosen = settings(household_fields) if model is None else dict(model)
+    chosen["retain_intermediate_calculation_columns"] = True
+    chosen["retain_matching_columns"] = True
+    if fresh is not None:
+        chosen["blocking_rules_to_generate_predictions"] = [
+            _rule_sql(rule) + " AND (l.is_new OR r.is_new)" for rule in BLOCKING_RULES
+        ]
     # Splink warns about comparison levels a training round did not observe; the estimates
     # fall back to defaults for them, which is expected here, so only errors are shown.
-    linker = Linker(db_api.register(records), settings(household_fields), log_level=logging.ERROR)
-    training = linker.training
-    training.estimate_probability_two_random_records_match(
-        [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
-    )
-    training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
-    training.estimate_parameters_using_expectation_maximisation(
-        block_on("date_of_birth"), record_sample_proportion=1.0
-    )
-    training.estimate_parameters_using_expectation_maximisation(
-        block_on("first_given_name", "family_name"), record_sample_proportion=1.0
-    )
-    predictions = linker.inference.predict()
-    table = predictions.physical_name
-    connection = db_api._con
-    (blocked_pair_count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchall()[0]  # noqa: S608
-    pairs = tuple(
-        ScoredPair(left, right, weight, probability)
-        for left, right, weight, probability in connection.execute(
-            f"SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {table}"  # noqa: S608
-            " WHERE match_probability >= ? ORDER BY match_probability DESC",
-            [thresholds.lower],
-        ).fetchall()
-    )
-    blocked: tuple[tuple[str, str], ...] = ()
-    if keep_blocked_pairs:
-        blocked = tuple(
-            connection.execute(f"SELECT unique_id_l, unique_id_r FROM {table}").fetchall()  # noqa: S608
+    linker = Linker(db_api.register(records), chosen, log_level=logging.ERROR)
+    if model is None:
+        say("estimating the model")
+        training = linker.training
+        training.estimate_probability_two_random_records_match(
+            [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
         )
+        training.estimate_u_using_random_sampling(max_pairs=TRAINING_PAIRS, seed=seed)
+        training.estimate_parameters_using_expectation_maximisation(
+            block_on("date_of_birth"), record_sample_proportion=1.0, max_pairs=TRAINING_PAIRS
+        )
+        # The date of birth and sex are learnt among pairs with one first name and family
+        # name at one address: the same person registered twice, or a parent and child
+        # namesake, whom the date must tell apart. (Keyed on names alone, the pairs are
+        # mostly strangers called "María González"; on 123,040 registrations EM then took
+        # an exact date for weak evidence and recall fell to 0.14.)
+        training.estimate_parameters_using_expectation_maximisation(
+            block_on("first_given_name", "family_name", "address"),
+            record_sample_proportion=1.0,
+            max_pairs=TRAINING_PAIRS,
+        )
+    trained = linker.misc.save_model_to_json()
+    trained["retain_intermediate_calculation_columns"] = False
+    trained["blocking_rules_to_generate_predictions"] = settings(household_fields)[
+        "blocking_rules_to_generate_predictions"
+    ]
+    say("scoring candidate pairs")
+    connection = db_api._con
+    blocked: tuple[tuple[str, str], ...] = ()
+    blocked_pair_count = -1
+    if keep_blocked_pairs:
+        every = linker.inference.predict()
+        blocked = tuple(
+            connection.execute(f"SELECT unique_id_l, unique_id_r FROM {every.physical_name}").fetchall()  # noqa: S608
+        )
+        blocked_pair_count = len(blocked)
+    predictions = linker.inference.predict(threshold_match_probability=thresholds.lower)
+    levels = _level_labels(trained)
+    names = list(levels)
+    columns = ", ".join(
+        f"gamma_{n}, mw_{n}, {f'mw_tf_adj_{n}' if _has_tf(trained, n) else '0.0'}" for n in names
+    )
+    pairs = []
+    for scored in connection.execute(
+        f"SELECT unique_id_l, unique_id_r, match_weight, match_probability, {columns}"  # noqa: S608
+        f" FROM {predictions.physical_name} ORDER BY match_probability DESC, unique_id_l, unique_id_r"
+    ).fetchall():
+        evidence = tuple(
+            FieldEvidence(
+                n, levels[n].get(int(scored[4 + 3 * i]), "?"), _weight(scored[5 + 3 * i], scored[6 + 3 * i])
+            )
+            for i, n in enumerate(names)
+        )
+        pairs.append(ScoredPair(str(scored[0]), str(scored[1]), float(scored[2]), float(scored[3]), evidence))
+    say("clustering")
     by_id = {str(record["unique_id"]): record for record in records}
 
     def twin_like(pair: ScoredPair) -> bool:
@@ -328,22 +421,50 @@ def deduplicate(
             and _edits(str(left["given_names"] or ""), str(right["given_names"] or "")) > 2
         )
 
-    automatic = [p for p in pairs if p.match_probability >= thresholds.upper and not twin_like(p)]
+    pairs = [
+        replace(p, held="twin-like") if p.match_probability >= thresholds.upper and twin_like(p) else p
+        for p in pairs
+    ]
+    automatic = [p for p in pairs if p.match_probability >= thresholds.upper and not p.held]
     clusters = _connected_components(by_id, automatic)
     review = tuple(
         p
         for p in pairs
-        if (p.match_probability < thresholds.upper or twin_like(p)) and clusters[p.left] != clusters[p.right]
+        if (p.match_probability < thresholds.upper or p.held) and clusters[p.left] != clusters[p.right]
     )
     return Deduplication(
         thresholds=thresholds,
         blocked_pair_count=blocked_pair_count,
-        pairs=pairs,
+        pairs=tuple(pairs),
         clusters=clusters,
         review=review,
         blocked_pairs=blocked,
-        settings=linker.misc.save_model_to_json(),
+        settings=trained,
     )
+
+
+def _level_labels(model: Mapping[str, Any]) -> dict[str, dict[int, str]]:
+    """comparison name → gamma value → level label, as Splink numbers levels: the null
+    level is -1, the others count down from the first to 0 for the last."""
+    found: dict[str, dict[int, str]] = {}
+    for comparison in model["comparisons"]:
+        levels = comparison["comparison_levels"]
+        ordinary = [lv for lv in levels if not lv.get("is_null_level")]
+        labels = {-1: "missing"}
+        for i, level in enumerate(ordinary):
+            labels[len(ordinary) - 1 - i] = str(level.get("label_for_charts", i))
+        found[comparison["output_column_name"]] = labels
+    return found
+
+
+def _has_tf(model: Mapping[str, Any], name: str) -> bool:
+    comparison = next(c for c in model["comparisons"] if c["output_column_name"] == name)
+    return any(lv.get("tf_adjustment_column") for lv in comparison["comparison_levels"])
+
+
+def _weight(weight: float | None, adjustment: float | None) -> float:
+    """A field's match weight with its term-frequency adjustment (either may be NULL)."""
+    return round((weight or 0.0) + (adjustment or 0.0), 3)
 
 
 def _edits(a: str, b: str) -> int:

@@ -37,6 +37,10 @@ NORMALISED_COLUMNS = (
     "sex",
     "date_of_birth",
     "birth_year",
+    "birth_month",
+    "birth_monthday",
+    "birth_date_unordered",
+    "given_initial",
     "region",
     "municipality",
     "address",
@@ -133,6 +137,17 @@ def birth_year(date_of_birth: str) -> str:
     return year if len(year) == 4 and year.isdigit() else ""
 
 
+def birth_keys(date_of_birth: str) -> tuple[str, str, str]:
+    """Blocking keys of an ISO date that survive one kind of error each: the year and month
+    (a mistyped day), the month and day (a mistyped year), and the year with day and month
+    in either order (day and month exchanged). "" when the date is not ``YYYY-MM-DD``."""
+    text = date_of_birth.strip()
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.replace("-", "").isdigit():
+        return "", "", ""
+    year, month, day = text[:4], text[5:7], text[8:]
+    return f"{year}-{month}", f"{month}-{day}", f"{year}:{min(month, day)}:{max(month, day)}"
+
+
 def normalise_registration(row: Mapping[str, str]) -> dict[str, str | None]:
     """One registration as the linkage model compares it (``NORMALISED_COLUMNS``); a
     missing or empty value becomes ``None`` (SQL NULL: neither agreement nor disagreement).
@@ -141,6 +156,7 @@ def normalise_registration(row: Mapping[str, str]) -> dict[str, str | None]:
     first, others = split_given_names(row.get("given_names", ""))
     family, second = fold(row.get("family_name", "")), fold(row.get("second_family_name", ""))
     date_of_birth = row.get("date_of_birth", "").strip()
+    month, monthday, unordered = birth_keys(date_of_birth)
     values = {
         "unique_id": row["registration_id"],
         "given_names": fold(row.get("given_names", "")),
@@ -153,6 +169,10 @@ def normalise_registration(row: Mapping[str, str]) -> dict[str, str | None]:
         "sex": row.get("sex", "").strip().upper(),
         "date_of_birth": date_of_birth,
         "birth_year": birth_year(date_of_birth),
+        "birth_month": month,
+        "birth_monthday": monthday,
+        "birth_date_unordered": unordered,
+        "given_initial": first[:1],
         "region": fold(row.get("region", "")),
         "municipality": fold(row.get("municipality", "")),
         "address": normalise_address(row.get("address", "")),

@@ -347,12 +347,14 @@ def _from(
         ids = "h.id", "h.id"
     if aggregates:
         columns = ", ".join(f"{_aggregate_sql(f, ctx)} AS f{i}" for i, f in aggregates)
-        inner_where = ""
+        # A registration merged into another (a duplicate) is not a member: the person is
+        # counted once, by the registration they were merged into.
+        inner_where = " WHERE p.merged_into IS NULL"
         if only is not None:
             target = (
                 f"(SELECT household_id FROM vehicles WHERE id = {int(only)})" if vehicle else str(int(only))
             )
-            inner_where = f" WHERE p.household_id = {target}"
+            inner_where += f" AND p.household_id = {target}"
         source += (
             f" LEFT JOIN (SELECT p.household_id AS household_id, {columns} FROM persons p{inner_where}"
             f" GROUP BY p.household_id) m ON m.household_id = {ids[1]}"
