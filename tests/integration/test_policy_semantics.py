@@ -289,7 +289,8 @@ def duck() -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[int, Household]]]:
         f"{column_name('monthly_income')} DOUBLE, {column_name('rural')} BOOLEAN)"
     )
     conn.execute(
-        "CREATE TABLE persons (id BIGINT PRIMARY KEY, household_id BIGINT, sex VARCHAR, date_of_birth DATE, "
+        "CREATE TABLE persons (id BIGINT PRIMARY KEY, household_id BIGINT, merged_into BIGINT, sex VARCHAR, "
+        "date_of_birth DATE, "
         f"{column_name('disabled')} BOOLEAN, {column_name('hours_care')} BIGINT)"
     )
     conn.execute(
@@ -307,7 +308,7 @@ def duck() -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[int, Household]]]:
         for p in h.members:
             person += 1
             conn.execute(
-                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO persons VALUES (?, ?, NULL, ?, ?, ?, ?)",
                 [person, hid, p.sex, p.date_of_birth, p.attributes["disabled"], p.attributes["hours_care"]],
             )
     yield conn, homes

@@ -6,6 +6,7 @@ import pytest
 
 from canasta.linkage.normalise import (
     NORMALISED_COLUMNS,
+    birth_keys,
     birth_year,
     family_names_sorted,
     fold,
@@ -107,12 +108,25 @@ def test_a_registration_normalised() -> None:
         "sex": "M",
         "date_of_birth": "1984-03-07",
         "birth_year": "1984",
+        "birth_month": "1984-03",
+        "birth_monthday": "03-07",
+        "birth_date_unordered": "1984:03:07",
+        "given_initial": "j",
         "region": "nuble",
         "municipality": "chillan",
         "address": "avenida libertad 12",
         "phone": "23456789",
         "household_ref": "H000001",
     }
+
+
+def test_birth_keys_each_survive_one_kind_of_error() -> None:
+    typed = birth_keys("1984-03-07")
+    assert birth_keys("1984-03-08")[0] == typed[0]  # a mistyped day keeps year and month
+    assert birth_keys("1948-03-07")[1] == typed[1]  # a mistyped year keeps month and day
+    assert birth_keys("1984-07-03")[2] == typed[2]  # day and month exchanged
+    assert birth_keys("07/03/1984") == ("", "", "")
+    assert birth_keys("") == ("", "", "")
 
 
 def test_optional_columns_may_be_absent() -> None:

@@ -248,7 +248,7 @@ def registry_dedup(
     full: Annotated[
         bool, typer.Option("--full", help="Estimate the model again and score every pair, not only new ones.")
     ] = False,
-    upper: Annotated[float, typer.Option(help="Merge pairs at or above this match probability.")] = 0.99,
+    upper: Annotated[float, typer.Option(help="Merge pairs at or above this match probability.")] = 0.95,
     lower: Annotated[float, typer.Option(help="Queue pairs from this probability up for review.")] = 0.5,
     db: Db = None,
 ) -> None:

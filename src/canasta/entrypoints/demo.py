@@ -43,9 +43,17 @@ from canasta.domain.receipt import LogReceipt, verify_receipt
 from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.card_print import CardFormat, print_cards
 from canasta.entrypoints.render import print_explanation
-from canasta.entrypoints.synthetic import FOOD_POLICY, FUEL_POLICY, SCHEMA, generate
+from canasta.entrypoints.synthetic import (
+    FOOD_POLICY,
+    FUEL_POLICY,
+    SCHEMA,
+    registrations,
+    vehicles_and_outlets,
+    write_registrations,
+)
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
+from canasta.service import dedup as dedup_service
 from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
@@ -58,6 +66,8 @@ from canasta.service.verifier import HttpLog, LogReport, verify_log
 
 #: Marks a directory the demo made, so a later demo may replace it (and no other).
 MARKER = ".canasta-demo"
+#: The registry as a registry would hand it over, imported and deduplicated by the demo.
+REGISTRATIONS = "registrations.csv"
 #: The registry schema and the published policies, written where the user can read them.
 RULE_FILES = {
     "schema.toml": SCHEMA,
@@ -121,6 +131,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             if old.name.startswith("canasta.db") or old.name in (
                 MARKER,
                 "outlet-tokens.csv",
+                REGISTRATIONS,
                 "server.log",
                 *RULE_FILES,
             ):
@@ -140,16 +151,23 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     with Progress(
         TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        step = progress.add_task("Generating the registry", total=9)
-        country = generate(options.households, options.vehicles, options.outlets, options.seed, date.today())
+        step = progress.add_task("Generating the registry", total=11)
+        enrolment = registrations(options.households, options.seed, date.today())
+        source = directory / REGISTRATIONS
+        write_registrations(source, enrolment.rows)
+        cars, places = vehicles_and_outlets(
+            enrolment.households, options.vehicles, options.outlets, options.seed
+        )
         progress.update(step, advance=1, description="Declaring the registry schema")
         rules.declare_schema(engine, SCHEMA, "schema.toml")
-        progress.update(step, advance=1, description="Enrolling households and people")
-        registry_service.import_households(engine, country.households)
+        progress.update(step, advance=1, description=f"Importing {REGISTRATIONS}")
+        imported = registry_service.import_registrations_file(engine, source)
+        progress.update(step, advance=1, description="Finding people registered twice")
+        deduped = dedup_service.run(engine)
         progress.update(step, advance=1, description="Enrolling vehicles")
-        registry_service.import_vehicles(engine, country.vehicles)
+        registry_service.import_vehicles(engine, cars)
         progress.update(step, advance=1, description="Registering outlets")
-        tokens = outlet_service.create_outlets(engine, country.outlets)
+        tokens = outlet_service.create_outlets(engine, places)
         progress.update(step, advance=1, description="Publishing policies")
         published = []
         for programme, name in ((FUEL, "fuel-v2.toml"), (FOOD, "food-basket-v2.toml")):
@@ -173,7 +191,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     rules_table = Table("programme", "published policy", "who is eligible", "entitled", "granted")
     for policy, summary, programme in zip(published, summaries, (FUEL, FOOD), strict=True):
         eligible = str(tomllib.loads(RULE_FILES[f"{programme.name}-v2.toml"])["description"])
-        population = options.vehicles if programme.per is BeneficiaryKind.VEHICLE else options.households
+        population = options.vehicles if programme.per is BeneficiaryKind.VEHICLE else imported.households
         rules_table.add_row(
             programme.name,
             f"v{policy.version} · {policy.sha256[:12]}",
@@ -187,8 +205,18 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         "food-basket-v2.toml (who gets how much); every entitlement names its policy and the facts it used."
     )
     console.print(
-        f"Enrolled {sum(len(h.members) for h in country.households):,} people; issued "
-        f"{len(issued):,} cards; {len(withdrawn):,} withdrawn ({reissued:,} reported lost and "
+        f"Imported {imported.people:,} registrations in {imported.households:,} households from "
+        f"{source}, through the same validation as `canasta registry import`."
+    )
+    console.print(
+        f"Deduplication (Splink on DuckDB, model estimated on the registry itself) merged "
+        f"{deduped.merged:,} registrations into the people they repeat, each merge a ledger entry "
+        f"({enrolment.repeated:,} repeats were generated); {deduped.open_reviews:,} doubtful pairs "
+        f"(twins, namesakes, shortened names) await a person: canasta registry review --reviewer NAME "
+        f"--db {url}"
+    )
+    console.print(
+        f"Issued {len(issued):,} cards; {len(withdrawn):,} withdrawn ({reissued:,} reported lost and "
         "reissued with their balance carried over)."
     )
     active = _active_cards(engine)
@@ -216,12 +244,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     )
     try:
         _wait_ready(server, port, directory / "server.log")
-        fuel_outlets = [
-            (o.code, tokens[o.code]) for o in country.outlets if o.kind is OutletKind.FUEL_STATION
-        ]
-        shop_outlets = [
-            (o.code, tokens[o.code]) for o in country.outlets if o.kind is not OutletKind.FUEL_STATION
-        ]
+        fuel_outlets = [(o.code, tokens[o.code]) for o in places if o.kind is OutletKind.FUEL_STATION]
+        shop_outlets = [(o.code, tokens[o.code]) for o in places if o.kind is not OutletKind.FUEL_STATION]
         console.print(
             f"{options.concurrency} simulated outlet connections redeem for {options.seconds:g} s "
             "(with retries, requests over balance, withdrawn cards and reused keys)…"

@@ -1,77 +1,21 @@
 """A synthetic country for the demo and the benchmarks: households with members, vehicles
 and outlets, generated from a seed. Names are common Spanish and Portuguese ones; nothing
-here describes a real person."""
+here describes a real person.
+
+``registrations`` is the demo's registry as a registry would hand it over: the rows of a
+registrations file, people in households (``canasta.linkage.generator``), about a fifth of
+them registered more than once with the typing errors of real forms, and the declared
+attributes' columns, for ``canasta registry import`` and ``canasta registry dedup``."""
 
 from __future__ import annotations
 
+import csv
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from pathlib import Path
 
-from canasta.domain.model import Household, Outlet, OutletKind, Person, Vehicle
-
-GIVEN_F = [
-    "María",
-    "Ana",
-    "Lucía",
-    "Carmen",
-    "Rosa",
-    "Sofía",
-    "Isabel",
-    "Fernanda",
-    "Juana",
-    "Beatriz",
-    "Luz",
-    "Elena",
-]
-GIVEN_M = [
-    "José",
-    "Juan",
-    "Luis",
-    "Carlos",
-    "Jorge",
-    "Pedro",
-    "Miguel",
-    "João",
-    "Antonio",
-    "Manuel",
-    "Diego",
-    "Rafael",
-]
-FAMILY = [
-    "García",
-    "Rodríguez",
-    "González",
-    "Fernández",
-    "López",
-    "Martínez",
-    "Sánchez",
-    "Pérez",
-    "Gómez",
-    "Díaz",
-    "Silva",
-    "Santos",
-    "Oliveira",
-    "Souza",
-    "Ramírez",
-    "Torres",
-    "Flores",
-    "Rivera",
-    "Castro",
-    "Morales",
-    "Ortiz",
-    "Rojas",
-    "Vargas",
-    "Mendoza",
-]
-REGIONS = {
-    "Norte": ["Alameda", "Bellavista", "Cerro Alto"],
-    "Sur": ["Dos Ríos", "El Puerto", "Las Flores"],
-    "Centro": ["Capital", "San Pedro", "Villanueva"],
-    "Oriente": ["La Sierra", "Monte Verde", "Río Claro"],
-    "Costa": ["Bahía", "Playa Ancha", "Puerto Nuevo"],
-}
-STREETS = ["Calle", "Avenida", "Pasaje", "Rua", "Camino"]
+from canasta.domain.model import Outlet, OutletKind, Vehicle
 
 #: What the synthetic registry declares: each attribute with its need category and purpose.
 SCHEMA = """\
@@ -137,77 +81,96 @@ step = 0.5
 """
 
 
+#: Columns of the demo's registrations file: the registration format and the declared
+#: attributes of households (monthly_income) and people (disabled).
+REGISTRATION_FILE_COLUMNS = (
+    "registration_id",
+    "given_names",
+    "family_name",
+    "second_family_name",
+    "sex",
+    "date_of_birth",
+    "region",
+    "municipality",
+    "address",
+    "phone",
+    "household_ref",
+    "monthly_income",
+    "disabled",
+)
+
+
 @dataclass(frozen=True, slots=True)
-class Country:
-    households: list[Household]
-    vehicles: list[Vehicle]
-    outlets: list[Outlet]
+class Registrations:
+    rows: list[dict[str, str]]
+    #: Household refs, in order of first appearance.
+    households: list[str]
+    #: Registrations beyond the first of each person (what deduplication should find).
+    repeated: int
 
 
-def generate(households: int, vehicles: int, outlets: int, seed: int, today: date) -> Country:
+def registrations(households: int, seed: int, today: date) -> Registrations:
+    """About ``households`` households' registrations (people are generated, not homes, so
+    the count is near it), with re-registrations, as rows of a registrations file."""
+    from canasta.linkage.generator import generate_registry
+
     rng = random.Random(seed)
-    regions = list(REGIONS)
-    homes: list[Household] = []
-    reg = 0
-    for n in range(1, households + 1):
-        region = rng.choice(regions)
-        municipality = rng.choice(REGIONS[region])
-        family = rng.choice(FAMILY)
-        second = rng.choice(FAMILY)
-        home = Household(
-            ref=f"H{n:07d}",
-            region=region,
-            municipality=municipality,
-            address=f"{rng.choice(STREETS)} {rng.choice(FAMILY)} {rng.randint(1, 2999)}",
+    registry = generate_registry(households * 27 // 10, seed, today=today)  # about 2.7 a home
+    income: dict[str, str] = {}
+    rows: list[dict[str, str]] = []
+    for row in registry.rows:
+        ref = row["household_ref"]
+        if ref not in income:
+            # Declared income in thousands, roughly log-normal; one in twenty not declared.
+            income[ref] = "" if rng.random() < 0.05 else f"{rng.lognormvariate(6.8, 0.6):.1f}"
+        rows.append(
+            {
+                **{c: row.get(c, "") for c in REGISTRATION_FILE_COLUMNS[:11]},
+                "monthly_income": income[ref],
+                "disabled": "true" if rng.random() < 0.04 else "false",
+            }
         )
-        # Declared income in thousands, roughly log-normal; one in twenty not declared.
-        income = None if rng.random() < 0.05 else round(rng.lognormvariate(6.8, 0.6), 1)
-        home.attributes = {"monthly_income": income}
-        size = min(1 + int(rng.expovariate(1 / 2.2)), 9)
-        phone = f"+56 9 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"
-        for m in range(size):
-            reg += 1
-            female = rng.random() < 0.5
-            adult = m < 2
-            age_days = rng.randint(18 * 365, 80 * 365) if adult else rng.randint(0, 17 * 365)
-            home.members.append(
-                Person(
-                    registration_id=f"R{reg:08d}",
-                    given_names=rng.choice(GIVEN_F if female else GIVEN_M),
-                    family_name=family if m != 1 else rng.choice(FAMILY),
-                    second_family_name=second,
-                    sex="F" if female else "M",
-                    date_of_birth=today - timedelta(days=age_days),
-                    phone=phone if adult else "",
-                    attributes={"disabled": rng.random() < 0.04},
-                )
-            )
-        homes.append(home)
+    return Registrations(rows, list(income), len(registry.rows) - len(registry.first_registration))
+
+
+def write_registrations(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, REGISTRATION_FILE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def vehicles_and_outlets(
+    refs: list[str], vehicles: int, outlets: int, seed: int
+) -> tuple[list[Vehicle], list[Outlet]]:
+    """Vehicles owned by the households ``refs`` and outlets across the regions."""
+    rng = random.Random(seed + 1)
     cars: list[Vehicle] = []
     letters = "BCDFGHJKLPRSTVWXYZ"
     for n in range(vehicles):
-        owner = homes[rng.randrange(len(homes))]
         kind = rng.choices(["car", "motorcycle", "truck", "van"], weights=[70, 20, 5, 5])[0]
         plate = "".join(rng.choice(letters) for _ in range(4)) + f"{n % 100:02d}"
         cars.append(
             Vehicle(
                 plate=f"{plate}{n // 100:04d}",
                 kind=kind,
-                household_ref=owner.ref,
+                household_ref=refs[rng.randrange(len(refs))],
                 attributes={"commercial_use": rng.random() < (0.6 if kind in ("truck", "van") else 0.08)},
             )
         )
+    from canasta.linkage.generator import REGIONS as COUNTRY
+
     places: list[Outlet] = []
     for n in range(1, outlets + 1):
         kind = OutletKind.FUEL_STATION if n % 5 in (1, 3) else OutletKind.SHOP
-        region = regions[n % len(regions)]
+        region, _, towns = COUNTRY[n % len(COUNTRY)]
         prefix = "fs" if kind is OutletKind.FUEL_STATION else "shop"
         places.append(
             Outlet(
                 code=f"{prefix}-{n:04d}",
-                name=f"{'Estación' if prefix == 'fs' else 'Almacén'} {rng.choice(REGIONS[region])} {n}",
+                name=f"{'Estación' if prefix == 'fs' else 'Almacén'} {rng.choice(towns)} {n}",
                 kind=kind,
                 region=region,
             )
         )
-    return Country(homes, cars, places)
+    return cars, places

@@ -50,7 +50,7 @@ class Thresholds:
     """Match probabilities: pairs at or above ``upper`` are merged automatically, pairs
     from ``lower`` up to ``upper`` go to the review queue, the rest are kept apart."""
 
-    upper: float = 0.99
+    upper: float = 0.95
     lower: float = 0.5
 
     def __post_init__(self) -> None:
@@ -260,11 +260,12 @@ def phone_comparison() -> dict[str, Any]:
 #: pairs, where keys on name alone ("first given name and family name") admitted 28 million.
 BLOCKING_RULES = (
     ("date_of_birth", "family_key"),
-    ("date_of_birth", "given_initial"),
+    # the family names mistyped or swapped (sex too: rules after the first are backups)
+    ("date_of_birth", "given_initial", "sex"),
     # one error in the date: day and month exchanged, a mistyped day, a mistyped year
     ("first_given_name", "family_key", "birth_date_unordered"),
-    ("first_given_name", "family_key", "birth_month"),
-    ("first_given_name", "family_key", "birth_monthday"),
+    ("first_given_name", "family_key", "birth_month", "sex"),
+    ("first_given_name", "family_key", "birth_monthday", "sex"),
     # a household's members share it; a re-registration at home with a new birth date
     ("address",),
 )

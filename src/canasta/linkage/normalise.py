@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 #: Columns of a normalised registration, in order.
 NORMALISED_COLUMNS = (
@@ -71,8 +72,10 @@ _ADDRESS_WORDS = {
 }
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
-    """Text reduced for comparison: "  NÚÑEZ-Pérez " → "nunez perez"."""
+    """Text reduced for comparison: "  NÚÑEZ-Pérez " → "nunez perez". (Names repeat: a
+    country has a few thousand of each kind, so the answers are cached.)"""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
     return _SPACES.sub(" ", _NON_WORD.sub(" ", stripped)).strip()
@@ -92,6 +95,7 @@ def family_names_sorted(family_name: str, second_family_name: str) -> str:
     return "|".join(names)
 
 
+@lru_cache(maxsize=1 << 16)
 def phonetic_key(name: str) -> str:
     """A coarse sound key of a Spanish or Portuguese name, tolerant of the commonest
     spelling slips: "Gonzalez", "Gonsales" and "Gonzales" all give "gnsls".

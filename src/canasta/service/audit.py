@@ -17,6 +17,8 @@ from canasta.adapters.tables import (
     households,
     ledger_entries,
     outlets,
+    person_merges,
+    persons,
     policies,
     programmes,
     redemptions,
@@ -102,7 +104,49 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
             _check_cycles(conn, other_entries, report)
             _check_cards(conn, other_entries, report)
             _check_policies(conn, other_entries, report)
+            _check_merges(conn, other_entries, report)
     return report
+
+
+def _check_merges(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:
+    """Every merge of registrations, and every undo, is the ledger entry that records it; a
+    registration counts as merged only by a merge that stands. (A registration quietly
+    marked merged would take a person off their household's entitlement unseen.)"""
+    merged_entries = {e.seq: e for e in entries if e.kind == EntryKind.REGISTRATIONS_MERGED}
+    undo_entries = {e.seq: e for e in entries if e.kind == EntryKind.REGISTRATIONS_UNMERGED}
+    rows = conn.execute(
+        sa.select(
+            person_merges.c.id,
+            person_merges.c.kept_id,
+            person_merges.c.merged_id,
+            person_merges.c.ledger_seq,
+            person_merges.c.undone_at,
+            person_merges.c.undo_ledger_seq,
+        ).order_by(person_merges.c.id)
+    ).all()
+    standing: set[int] = set()
+    for r in rows:
+        entry = merged_entries.pop(int(r.ledger_seq), None)
+        if entry is None or (entry.body.get("kept"), entry.body.get("merged")) != (r.kept_id, r.merged_id):
+            report.records.append(
+                f"merge {r.id} (registration {r.merged_id} into {r.kept_id}) is not what ledger entry "
+                f"{r.ledger_seq} records"
+            )
+        if r.undone_at is None:
+            standing.add(int(r.merged_id))
+            continue
+        undo = undo_entries.pop(int(r.undo_ledger_seq or 0), None)
+        if undo is None or undo.body.get("merge") != r.ledger_seq:
+            report.records.append(f"merge {r.id} is marked undone but no ledger entry undid it")
+    for seq in sorted(merged_entries):
+        report.records.append(f"entry {seq}: a merge of registrations that the registry does not hold")
+    for seq in sorted(undo_entries):
+        report.records.append(f"entry {seq}: an undone merge that the registry does not hold")
+    marked = set(conn.scalars(sa.select(persons.c.id).where(persons.c.merged_into.is_not(None))))
+    for person in sorted(marked - standing):
+        report.records.append(f"registration {person} is marked merged but no standing merge merged it")
+    for person in sorted(standing - marked):
+        report.records.append(f"registration {person} was merged but counts on its own")
 
 
 def _log_verifiers(engine: sa.Engine, conn: sa.Connection) -> list[Verifier]:
