@@ -115,7 +115,10 @@ def end_to_end(people: int, seed: int, db: str) -> None:
             steps = [
                 ("registry import", [*CANASTA, "registry", "import", str(source), "--all-or-nothing"]),
                 ("registry dedup", [*CANASTA, "registry", "dedup"]),
-                ("registry export-clusters", [*CANASTA, "registry", "export-clusters", str(work / "clusters.csv")]),
+                (
+                    "registry export-clusters",
+                    [*CANASTA, "registry", "export-clusters", str(work / "clusters.csv")],
+                ),
             ]
             total, peak = 0.0, 0
             print(f"\nend to end on {db} ({os.cpu_count()} cores):")
@@ -127,7 +130,8 @@ def end_to_end(people: int, seed: int, db: str) -> None:
                 for line in output.strip().splitlines():
                     print(f"      | {line}")
             print(
-                f"  {'total':<26} {total:7.1f} s   limit {LIMIT_SECONDS:.0f} s: ratio {LIMIT_SECONDS / total:.2f}"
+                f"  {'total':<26} {total:7.1f} s   limit {LIMIT_SECONDS:.0f} s:"
+                f" ratio {LIMIT_SECONDS / total:.2f}"
                 f" ({'within' if total <= LIMIT_SECONDS else 'OVER'})"
             )
             print(

@@ -296,3 +296,14 @@ def test_export_clusters_writes_every_registration_once(
     with pytest.raises(InvalidInput, match="cannot write"):
         dedup.export_clusters(engine, tmp_path / "missing" / "clusters.csv")
     assert not list((tmp_path / "missing").parent.glob(".*partial*"))
+
+
+def test_too_small_a_registry_is_said_plainly_and_nothing_is_recorded(
+    engine: sa.Engine, tmp_path: Path, registry: Any
+) -> None:
+    assert dedup.run(engine).kind == "none"  # nothing registered: nothing to compare
+    import_registrations_file(engine, write_registrations(tmp_path / "r.csv", registry.rows[:3]))
+    with pytest.raises(InvalidInput, match="cannot be estimated from these 3 registrations"):
+        dedup.run(engine)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(dedup_runs)) == 0

@@ -276,6 +276,9 @@ def registry_dedup(
             bar.update(task, completed=done, description=f"Deduplicating: {name}")
 
         summary = dedup_service.run(engine, full=full, thresholds=thresholds, progress=stage)
+    if summary.kind == "none":
+        console.print(f"Nothing to compare: {summary.registrations} registration(s) stand on their own.")
+        return
     if summary.run_id is None:
         console.print(
             f"No registration is new since the last run ({summary.registrations:,} registrations); "

@@ -58,6 +58,10 @@ class Thresholds:
             raise ValueError("thresholds must satisfy 0 < lower <= upper < 1")
 
 
+class TooFewToEstimate(ValueError):
+    """The registrations give the model too few pairs to estimate its parameters from."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldEvidence:
     """How one compared field of a pair came out: the comparison level it reached and the
@@ -328,7 +332,8 @@ def deduplicate(
     incremental case, where new registrations are matched against the registry and each
     other. ``progress`` is told the name of each stage as it starts.
     """
-    from splink import DuckDBAPI, Linker, block_on
+    from splink import DuckDBAPI, Linker
+    from splink.internals.exceptions import SplinkException
 
     say = progress or (lambda _stage: None)
     thresholds = thresholds or Thresholds()
@@ -356,24 +361,13 @@ def deduplicate(
     linker = Linker(db_api.register(records), chosen, log_level=logging.ERROR)
     if model is None:
         say("estimating the model")
-        training = linker.training
-        training.estimate_probability_two_random_records_match(
-            [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
-        )
-        training.estimate_u_using_random_sampling(max_pairs=TRAINING_PAIRS, seed=seed)
-        training.estimate_parameters_using_expectation_maximisation(
-            block_on("date_of_birth"), record_sample_proportion=1.0, max_pairs=TRAINING_PAIRS
-        )
-        # The date of birth and sex are learnt among pairs with one first name and family
-        # name at one address: the same person registered twice, or a parent and child
-        # namesake, whom the date must tell apart. (Keyed on names alone, the pairs are
-        # mostly strangers called "María González"; on 123,040 registrations EM then took
-        # an exact date for weak evidence and recall fell to 0.14.)
-        training.estimate_parameters_using_expectation_maximisation(
-            block_on("first_given_name", "family_name", "address"),
-            record_sample_proportion=1.0,
-            max_pairs=TRAINING_PAIRS,
-        )
+        try:
+            _train(linker, prior_recall, seed)
+        except SplinkException as failed:
+            raise TooFewToEstimate(
+                f"the model cannot be estimated from these {len(records):,} registrations: "
+                f"{str(failed).splitlines()[0].split('.  ')[0].rstrip('.')}"
+            ) from None
     trained = linker.misc.save_model_to_json()
     trained["retain_intermediate_calculation_columns"] = False
     trained["blocking_rules_to_generate_predictions"] = settings(household_fields)[
@@ -441,6 +435,30 @@ def deduplicate(
         review=review,
         blocked_pairs=blocked,
         settings=trained,
+    )
+
+
+def _train(linker: Any, prior_recall: float, seed: int) -> None:
+    """Estimate the model's parameters on the registrations themselves (no labels)."""
+    from splink import block_on
+
+    training = linker.training
+    training.estimate_probability_two_random_records_match(
+        [block_on("given_names", "family_name", "date_of_birth")], recall=prior_recall
+    )
+    training.estimate_u_using_random_sampling(max_pairs=TRAINING_PAIRS, seed=seed)
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("date_of_birth"), record_sample_proportion=1.0, max_pairs=TRAINING_PAIRS
+    )
+    # The date of birth and sex are learnt among pairs with one first name and family
+    # name at one address: the same person registered twice, or a parent and child
+    # namesake, whom the date must tell apart. (Keyed on names alone, the pairs are
+    # mostly strangers called "María González"; on 123,040 registrations EM then took
+    # an exact date for weak evidence and recall fell to 0.14.)
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("first_given_name", "family_name", "address"),
+        record_sample_proportion=1.0,
+        max_pairs=TRAINING_PAIRS,
     )
 
 

@@ -37,7 +37,7 @@ from canasta.adapters import dedup_repo, ledger_repo
 from canasta.adapters.db import transaction
 from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.domain.ledger import EntryKind
-from canasta.linkage.model import Deduplication, ScoredPair, Thresholds, deduplicate
+from canasta.linkage.model import Deduplication, ScoredPair, Thresholds, TooFewToEstimate, deduplicate
 from canasta.service.clock import utc_now_iso
 
 Progress = Callable[[str], None]
@@ -92,15 +92,18 @@ def run(
         with transaction(engine, write=False) as conn:
             open_now = dedup_repo.count_open(conn)
         return RunSummary(None, kind, len(rows), 0, 0, 0, 0, open_now)
-    up_to = max((int(r["registration_id"]) for r in rows), default=0)
     if len(rows) < 2:
-        result = Deduplication(
-            thresholds, 0, (), {r["registration_id"]: r["registration_id"] for r in rows}, ()
-        )
-    else:
+        return RunSummary(None, "none", len(rows), 0, 0, 0, 0, 0)
+    up_to = max(int(r["registration_id"]) for r in rows)
+    try:
         result = deduplicate(
             rows, thresholds, model=model, new=new if kind == "incremental" else None, progress=say
         )
+    except TooFewToEstimate as few:
+        raise InvalidInput(
+            f"{few}; estimation needs pairs of registrations born on one day, so import the "
+            "registry (a few thousand registrations at least) before deduplicating it"
+        ) from None
     say("storing merges and the review queue")
     now = utc_now_iso()
     with transaction(engine) as conn:
