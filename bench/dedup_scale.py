@@ -1,8 +1,8 @@
 """Enrolment at scale (issue 4): import and deduplicate a generated national registry, end
 to end, against the limits, and beside the ``recordlinkage`` package on a sample.
 
-    .venv/bin/python bench/dedup_scale.py [--people 1000000] [--seed 7] [--sample 20000]
-        [--db sqlite|postgresql] [--skip-peer]
+    .venv/bin/python bench/dedup_scale.py [--people 1000000] [--seed 7]
+        [--samples 20000,200000] [--db sqlite|postgresql] [--skip-peer] [--skip-end-to-end]
 
 1. Generates ``--people`` people in households with re-registrations
    (``canasta.linkage.generator``) and writes them to a CSV file (not timed: it stands for
@@ -15,7 +15,7 @@ to end, against the limits, and beside the ``recordlinkage`` package on a sample
    above 1 is within).
 3. Scores the exported clusters against the generator's truth: pairwise precision,
    recall and F1 of the automatic merges.
-4. On a sample of ``--sample`` people, runs canasta's deduplication and the
+4. On samples of ``--samples`` people, runs canasta's deduplication and the
    ``recordlinkage`` package's standard pipeline (blocking index, field comparisons,
    unsupervised ECM classifier) on the same rows in this process, and prints both times,
    their ratio and both accuracies.
@@ -197,13 +197,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--sample", type=int, default=20_000)
+    parser.add_argument(
+        "--samples", default="20000,200000", help="people in each peer sample, comma-separated"
+    )
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
     args = parser.parse_args()
-    end_to_end(args.people, args.seed, args.db)
+    if not args.skip_end_to_end:
+        end_to_end(args.people, args.seed, args.db)
     if not args.skip_peer:
-        peer(args.sample, args.seed)
+        for sample in (int(n) for n in args.samples.split(",")):
+            peer(sample, args.seed)
 
 
 if __name__ == "__main__":

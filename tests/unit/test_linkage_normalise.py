@@ -112,6 +112,7 @@ def test_a_registration_normalised() -> None:
         "birth_monthday": "03-07",
         "birth_date_unordered": "1984:03:07",
         "given_initial": "j",
+        "sex_key": "M",
         "region": "nuble",
         "municipality": "chillan",
         "address": "avenida libertad 12",

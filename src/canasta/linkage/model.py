@@ -265,11 +265,11 @@ def phone_comparison() -> dict[str, Any]:
 BLOCKING_RULES = (
     ("date_of_birth", "family_key"),
     # the family names mistyped or swapped (sex too: rules after the first are backups)
-    ("date_of_birth", "given_initial", "sex"),
+    ("date_of_birth", "given_initial", "sex_key"),
     # one error in the date: day and month exchanged, a mistyped day, a mistyped year
     ("first_given_name", "family_key", "birth_date_unordered"),
-    ("first_given_name", "family_key", "birth_month", "sex"),
-    ("first_given_name", "family_key", "birth_monthday", "sex"),
+    ("first_given_name", "family_key", "birth_month", "sex_key"),
+    ("first_given_name", "family_key", "birth_monthday", "sex_key"),
     # a household's members share it; a re-registration at home with a new birth date
     ("address",),
 )

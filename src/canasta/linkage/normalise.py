@@ -42,6 +42,7 @@ NORMALISED_COLUMNS = (
     "birth_monthday",
     "birth_date_unordered",
     "given_initial",
+    "sex_key",
     "region",
     "municipality",
     "address",
@@ -177,6 +178,9 @@ def normalise_registration(row: Mapping[str, str]) -> dict[str, str | None]:
         "birth_monthday": monthday,
         "birth_date_unordered": unordered,
         "given_initial": first[:1],
+        # For blocking: the sex, or "?" when not given, so a rule that also keys on sex
+        # still pairs registrations that do not say it.
+        "sex_key": row.get("sex", "").strip().upper() or "?",
         "region": fold(row.get("region", "")),
         "municipality": fold(row.get("municipality", "")),
         "address": normalise_address(row.get("address", "")),
