@@ -24,6 +24,7 @@ from canasta.adapters.tables import (
 from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.linkage.generator import generate_registry
 from canasta.linkage.metrics import pairwise_scores
+from canasta.linkage.model import JOINS_APART, Deduplication, ScoredPair, Thresholds
 from canasta.service import dedup
 from canasta.service import programmes as programme_service
 from canasta.service.audit import run_audit
@@ -193,30 +194,141 @@ def test_an_undone_merge_stands_apart_for_good(engine: sa.Engine, tmp_path: Path
     assert run_audit(engine).ok
 
 
-def test_undoing_a_merge_takes_back_the_registrations_merged_into_it(engine: sa.Engine) -> None:
-    build_world(engine, households=3, vehicles=1)  # H3: three registrations
+NOW = "2026-11-29T00:00:00.000000Z"
+
+
+def ten_people(engine: sa.Engine) -> list[int]:
+    """The ten registrations of households H1..H4 (1 to 4 members), by id."""
+    build_world(engine, households=4, vehicles=1)
     with engine.connect() as conn:
-        a, b, c = (
-            int(i) for i in conn.scalars(sa.select(persons.c.id).order_by(persons.c.id.desc()).limit(3))
-        )
-    c, b, a = sorted((a, b, c), reverse=True)
-    now = "2026-11-29T00:00:00.000000Z"
+        return [int(i) for i in conn.scalars(sa.select(persons.c.id).order_by(persons.c.id))]
+
+
+def merge_by_hand(engine: sa.Engine, kept: int, gone: int) -> None:
+    """A reviewer's merge of two people, as ``decide`` makes it."""
     with engine.begin() as conn:
-        dedup._merge(conn, b, c, "0.9", "Ana Soto", now, None)  # c into b
-        dedup._merge(conn, a, b, "0.9", "Ana Soto", now, None)  # b (and c with it) into a
-        assert {
-            int(r.id): r.merged_into for r in conn.execute(sa.select(persons).where(persons.c.id.in_([b, c])))
-        } == {
-            b: a,
-            c: a,
-        }
-    second = dedup.list_merges(engine, limit=1)[0]
-    dedup.undo_merge(engine, second.id, "Ana Soto", "b is another person")
+        dedup_repo.merge(conn, kept, gone)
+        dedup._record_merge(conn, kept, gone, "0.900000", "Ana Soto", NOW, None)
+
+
+def apply_pairs(engine: sa.Engine, pairs: list[ScoredPair]) -> tuple[int, int]:
+    """A run's writing step for hand-made scored pairs."""
+    result = Deduplication(Thresholds(0.95, 0.5), -1, tuple(pairs), {}, ())
+    with engine.begin() as conn:
+        run_id = dedup_repo.insert_run(
+            conn,
+            {
+                "kind": "full",
+                "started_at": NOW,
+                "finished_at": NOW,
+                "registrations": 0,
+                "new_registrations": 0,
+                "scored_pairs": 0,
+                "merges": 0,
+                "review_items": 0,
+                "upper": "0.95",
+                "lower": "0.5",
+                "model": "{}",
+            },
+        )
+        return dedup._apply(conn, result, run_id, NOW)
+
+
+def pair(a: int, b: int, probability: float = 0.999, held: str = "") -> ScoredPair:
+    return ScoredPair(str(a), str(b), 10.0, probability, held=held)
+
+
+def into(engine: sa.Engine, ids: list[int]) -> dict[int, int | None]:
     with engine.connect() as conn:
-        now_into = {
-            int(r.id): r.merged_into for r in conn.execute(sa.select(persons).where(persons.c.id.in_([b, c])))
-        }
-    assert now_into == {b: None, c: b}
+        rows = conn.execute(sa.select(persons.c.id, persons.c.merged_into).where(persons.c.id.in_(ids)))
+        return {int(r.id): (None if r.merged_into is None else int(r.merged_into)) for r in rows}
+
+
+def test_a_run_merging_a_person_takes_the_registrations_merged_into_it_along(engine: sa.Engine) -> None:
+    p = ten_people(engine)
+    merge_by_hand(engine, p[3], p[5])
+    assert apply_pairs(engine, [pair(p[1], p[3])]) == (1, 0)
+    assert into(engine, [p[1], p[3], p[5]]) == {p[1]: None, p[3]: p[1], p[5]: p[1]}  # flat, no chain
+    assert run_audit(engine).ok
+
+
+def test_undoing_a_merge_takes_back_everyone_merged_into_it_however_deep(engine: sa.Engine) -> None:
+    p = ten_people(engine)
+    merge_by_hand(engine, p[5], p[6])
+    merge_by_hand(engine, p[3], p[5])
+    merge_by_hand(engine, p[1], p[3])
+    assert into(engine, [p[3], p[5], p[6]]) == {p[3]: p[1], p[5]: p[1], p[6]: p[1]}
+    third = dedup.list_merges(engine, limit=1)[0]
+    dedup.undo_merge(engine, third.id, "Ana Soto", "3 is another person")
+    assert into(engine, [p[1], p[3], p[5], p[6]]) == {p[1]: None, p[3]: None, p[5]: p[3], p[6]: p[3]}
+    with engine.connect() as conn:
+        matched = conn.execute(sa.select(persons.c.id, persons.c.matched_by).where(persons.c.id.in_(p[3:7])))
+        assert {int(r.id) for r in matched if r.matched_by is None} >= {p[3], p[5], p[6]}
+    assert run_audit(engine).ok
+
+
+def test_a_pair_decided_distinct_is_not_joined_through_a_registration_merged_into_one_side(
+    engine: sa.Engine,
+) -> None:
+    p = ten_people(engine)
+    merge_by_hand(engine, p[2], p[4])
+    with engine.begin() as conn:
+        dedup_repo.insert_review_items(
+            conn,
+            [
+                {
+                    "left_id": p[1],
+                    "right_id": p[4],
+                    "match_probability": "0.7",
+                    "match_weight": "1",
+                    "reason": "between the thresholds",
+                    "evidence": "[]",
+                    "status": "distinct",
+                    "created_at": NOW,
+                    "decided_by": "Ana Soto",
+                    "decided_at": NOW,
+                }
+            ],
+        )
+    assert apply_pairs(engine, [pair(p[1], p[2])]) == (0, 1)
+    assert into(engine, [p[1], p[2]]) == {p[1]: None, p[2]: None}
+    (item,) = dedup.open_items(engine)
+    assert item.reason == JOINS_APART
+    with pytest.raises(Conflict, match="decided are different people"):
+        dedup.decide(engine, item.id, "merge", "Luis Rojas")
+
+
+def test_twin_like_pairs_are_not_merged_through_a_third_registration(engine: sa.Engine) -> None:
+    p = ten_people(engine)
+    twins = pair(p[6], p[7], 0.999, held="twin-like")
+    assert apply_pairs(engine, [twins, pair(p[6], p[9]), pair(p[7], p[9])]) == (0, 3)
+    assert {i.reason for i in dedup.open_items(engine)} == {"twin-like", JOINS_APART}
+    assert all(v is None for v in into(engine, [p[6], p[7], p[9]]).values())
+
+
+def test_an_undo_reopens_the_items_its_merge_had_closed(engine: sa.Engine) -> None:
+    p = ten_people(engine)
+    assert apply_pairs(engine, [pair(p[4], p[5], 0.7)]) == (0, 1)
+    merge_by_hand(engine, p[3], p[4])
+    merge_by_hand(engine, p[3], p[5])  # 4 and 5 are now one person: their item closes
+    with engine.begin() as conn:
+        assert dedup_repo.close_resolved_items(conn, "auto: run 9", NOW) == 1
+    assert dedup.count_open(engine) == 0
+    last = dedup.list_merges(engine, limit=1)[0]
+    dedup.undo_merge(engine, last.id, "Ana Soto", "5 is someone else")
+    (item,) = dedup.open_items(engine)  # (4, 5) is doubtful again
+    assert (item.left.id, item.right.id) == (p[4], p[5])
+    assert run_audit(engine).ok
+
+
+def test_the_audit_names_a_registration_pointed_at_the_wrong_person(engine: sa.Engine) -> None:
+    p = ten_people(engine)
+    merge_by_hand(engine, p[1], p[2])
+    with engine.begin() as conn:
+        conn.execute(persons.update().where(persons.c.id == p[2]).values(merged_into=p[5]))
+    report = run_audit(engine)
+    assert not report.ok
+    assert any(f"registration {p[2]} is counted as {p[5]}" in problem for problem in report.problems)
 
 
 def test_an_incremental_run_matches_only_new_registrations(

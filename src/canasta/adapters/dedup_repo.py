@@ -110,10 +110,14 @@ def merge(conn: sa.Connection, kept: int, merged: int) -> None:
 
 
 def merge_many(conn: sa.Connection, pairs: Sequence[tuple[int, int]]) -> None:
-    """``merge`` for many (kept, merged) pairs whose merged registrations stand alone."""
+    """``merge`` for many (kept, merged) pairs of registrations that stand for themselves
+    (no kept one is merged by another pair): each merged one, and those merged into it,
+    then resolve to its kept one."""
     for start in range(0, len(pairs), CHUNK):
         conn.execute(
-            persons.update().where(persons.c.id == sa.bindparam("m")).values(merged_into=sa.bindparam("k")),
+            persons.update()
+            .where(sa.or_(persons.c.id == sa.bindparam("m"), persons.c.merged_into == sa.bindparam("m")))
+            .values(merged_into=sa.bindparam("k")),
             [{"k": k, "m": m} for k, m in pairs[start : start + CHUNK]],
         )
 
@@ -128,11 +132,25 @@ def insert_review_items(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) 
         conn.execute(review_items.insert(), list(rows[start : start + CHUNK]))
 
 
-def mark_matched(conn: sa.Connection, run_id: int, up_to: int, only_new: bool) -> None:
-    query = persons.update().where(persons.c.id <= up_to).values(matched_by=run_id)
-    if only_new:
-        query = query.where(persons.c.matched_by.is_(None))
-    conn.execute(query)
+def mark_matched(conn: sa.Connection, run_id: int, ids: Sequence[int]) -> None:
+    """Mark exactly the registrations a run read (ids are not committed in order on
+    PostgreSQL, so a range could take in rows the run never saw)."""
+    for start in range(0, len(ids), CHUNK):
+        conn.execute(
+            persons.update().where(persons.c.id.in_(ids[start : start + CHUNK])).values(matched_by=run_id)
+        )
+
+
+def lock_registry(conn: sa.Connection) -> None:
+    """One writer of merges and decisions at a time. PostgreSQL: a transaction-level
+    advisory lock (the ledger head is locked only for the append, at the end); SQLite has
+    one writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REGISTRY_LOCK})
+
+
+#: The advisory lock key of deduplication writes ("canasta" "dedup").
+_REGISTRY_LOCK = 0x63616E6173746164
 
 
 def _person_of(side: sa.Column[Any]) -> sa.ScalarSelect[Any]:
@@ -238,21 +256,80 @@ def merges(conn: sa.Connection, registration: int | None = None, limit: int = 10
     return list(conn.execute(query))
 
 
-def undo(conn: sa.Connection, merge_id: int, merged: int, by: str, now: str, reason: str, seq: int) -> None:
-    """Mark the merge undone; ``merged`` stands for itself again, with the registrations
-    that were merged into it (by merges not undone) resolved to it once more."""
+def standing_merges_into(conn: sa.Connection, root: int) -> list[tuple[int, int]]:
+    """(merged, kept) of every merge that stands among the registrations resolved to
+    ``root``: the tree of who was merged into whom."""
+    members = sa.select(persons.c.id).where(persons.c.merged_into == root).scalar_subquery()
+    return [
+        (int(r.merged_id), int(r.kept_id))
+        for r in conn.execute(
+            sa.select(person_merges.c.merged_id, person_merges.c.kept_id).where(
+                person_merges.c.undone_at.is_(None), person_merges.c.merged_id.in_(members)
+            )
+        )
+    ]
+
+
+def mark_undone(conn: sa.Connection, merge_id: int, by: str, now: str, reason: str, seq: int) -> None:
     conn.execute(
         person_merges.update()
         .where(person_merges.c.id == merge_id)
         .values(undone_at=now, undone_by=by, undo_reason=reason, undo_ledger_seq=seq)
     )
-    followers = (
-        sa.select(person_merges.c.merged_id)
-        .where(person_merges.c.kept_id == merged, person_merges.c.undone_at.is_(None))
-        .scalar_subquery()
+
+
+def stand_apart(conn: sa.Connection, root: int, followers: Sequence[int]) -> None:
+    """``root`` stands for itself again, and ``followers`` resolve to it; all of them are
+    matched again by the next incremental run (while merged they were not compared)."""
+    conn.execute(persons.update().where(persons.c.id == root).values(merged_into=None, matched_by=None))
+    for start in range(0, len(followers), CHUNK):
+        conn.execute(
+            persons.update()
+            .where(persons.c.id.in_(followers[start : start + CHUNK]))
+            .values(merged_into=root, matched_by=None)
+        )
+
+
+def reopen_split_items(conn: sa.Connection) -> int:
+    """Items closed automatically because their two sides had been joined, whose sides no
+    longer resolve to one person (a merge was undone), are open again."""
+    result = conn.execute(
+        review_items.update()
+        .where(
+            review_items.c.status == "merged",
+            review_items.c.decided_by.like("auto:%"),
+            _person_of(review_items.c.left_id) != _person_of(review_items.c.right_id),
+        )
+        .values(status="open", decided_by=None, decided_at=None)
     )
-    conn.execute(persons.update().where(persons.c.id.in_(followers)).values(merged_into=merged))
-    conn.execute(persons.update().where(persons.c.id == merged).values(merged_into=None))
+    return int(result.rowcount or 0)
+
+
+def members(conn: sa.Connection, roots: Sequence[int]) -> dict[int, int]:
+    """Every registration resolved to one of ``roots`` (the roots included) → its root."""
+    found = {r: r for r in roots}
+    for row in conn.execute(
+        sa.select(persons.c.id, persons.c.merged_into).where(persons.c.merged_into.in_(list(roots)))
+    ):
+        found[int(row.id)] = int(row.merged_into)
+    return found
+
+
+def distinct_pairs_among(conn: sa.Connection, ids: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(item, left, right) of the pairs decided distinct with both sides in ``ids``."""
+    found: list[tuple[int, int, int]] = []
+    wanted = sorted(set(ids))
+    inside = set(wanted)
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        for row in conn.execute(
+            sa.select(review_items.c.id, review_items.c.left_id, review_items.c.right_id).where(
+                review_items.c.status == "distinct", review_items.c.left_id.in_(chunk)
+            )
+        ):
+            if int(row.right_id) in inside:
+                found.append((int(row.id), int(row.left_id), int(row.right_id)))
+    return found
 
 
 def registration_id_of(conn: sa.Connection, registration_id: str) -> int | None:

@@ -304,7 +304,8 @@ dedup_runs = sa.Table(
     sa.Column("finished_at", Timestamp, nullable=False),
     sa.Column("registrations", sa.BigInteger, nullable=False),
     sa.Column("new_registrations", sa.BigInteger, nullable=False),
-    sa.Column("compared_pairs", sa.BigInteger, nullable=False),
+    # Pairs scored at or above the lower threshold.
+    sa.Column("scored_pairs", sa.BigInteger, nullable=False),
     sa.Column("merges", sa.BigInteger, nullable=False),
     sa.Column("review_items", sa.BigInteger, nullable=False),
     # Match probabilities as decimal strings, so they read back exactly everywhere.
@@ -348,7 +349,8 @@ review_items = sa.Table(
     sa.Column("match_weight", sa.String(16), nullable=False),
     # Why it is here ("between the thresholds", "twin-like", "merge undone").
     sa.Column("reason", sa.String(100), nullable=False),
-    # JSON: one object per compared field with both values, the level and its weight.
+    # JSON: one object per compared field with the level it reached and its match weight
+    # (the values are read from the registrations themselves when shown).
     sa.Column("evidence", sa.Text, nullable=False),
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from canasta.linkage.normalise import normalise_registration
 
@@ -421,7 +421,11 @@ def deduplicate(
         for p in pairs
     ]
     automatic = [p for p in pairs if p.match_probability >= thresholds.upper and not p.held]
-    clusters = _connected_components(by_id, automatic)
+    clusters, withheld = clusters_kept_apart(
+        by_id, automatic, [(p.left, p.right) for p in pairs if p.held], str
+    )
+    held_back = {(p.left, p.right) for p in withheld}
+    pairs = [replace(p, held=JOINS_APART) if (p.left, p.right) in held_back else p for p in pairs]
     review = tuple(
         p
         for p in pairs
@@ -497,18 +501,37 @@ def _edits(a: str, b: str) -> int:
     return previous[-1]
 
 
-def _connected_components(ids: Iterable[str], links: Iterable[ScoredPair]) -> dict[str, str]:
-    """registration id → the smallest id of its connected component (union–find)."""
-    parent = {i: i for i in ids}
+K = TypeVar("K", str, int)
 
-    def root(i: str) -> str:
+#: Why a pair above the upper threshold was withheld: merging it would join two
+#: registrations that must stay apart (a twin-like pair, or a pair a person decided).
+JOINS_APART = "its cluster would join a pair held apart"
+
+
+def clusters_kept_apart(
+    ids: Iterable[K],
+    links: Iterable[ScoredPair],
+    apart: Iterable[tuple[K, K]],
+    key: Callable[[str], K],
+) -> tuple[dict[K, K], list[ScoredPair]]:
+    """Connected components of ``links`` (union–find): id → the smallest id of its
+    component. A component that would hold both sides of a pair in ``apart`` is not formed:
+    its members stay alone and its links are returned as withheld, for a person to decide.
+    ``key`` turns a link's registration ids (strings) into the ids' type."""
+    to_key = key
+    parent: dict[K, K] = {i: i for i in ids}
+
+    def root(i: K) -> K:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    for link in links:
-        a, b = root(link.left), root(link.right)
+    chosen = list(links)
+    for link in chosen:
+        a, b = root(to_key(link.left)), root(to_key(link.right))
         if a != b:
             parent[max(a, b)] = min(a, b)
-    return {i: root(i) for i in parent}
+    blocked = {root(a) for a, b in apart if a in parent and b in parent and root(a) == root(b)}
+    withheld = [link for link in chosen if root(to_key(link.left)) in blocked]
+    return {i: (i if root(i) in blocked else root(i)) for i in parent}, withheld

@@ -142,11 +142,40 @@ def _check_merges(conn: sa.Connection, entries: list[LedgerEntry], report: Audit
         report.records.append(f"entry {seq}: a merge of registrations that the registry does not hold")
     for seq in sorted(undo_entries):
         report.records.append(f"entry {seq}: an undone merge that the registry does not hold")
-    marked = set(conn.scalars(sa.select(persons.c.id).where(persons.c.merged_into.is_not(None))))
-    for person in sorted(marked - standing):
+    # Where each registration should point: the top of its chain of standing merges.
+    into: dict[int, int] = {}
+    for r in rows:
+        if r.undone_at is None:
+            if int(r.merged_id) in into:
+                report.records.append(f"registration {r.merged_id} has two standing merges")
+            into[int(r.merged_id)] = int(r.kept_id)
+
+    def top(person: int) -> int:
+        seen = {person}
+        while person in into:
+            person = into[person]
+            if person in seen:
+                report.records.append(f"registration {person}: standing merges form a cycle")
+                return person
+            seen.add(person)
+        return person
+
+    marked = {
+        int(r.id): int(r.merged_into)
+        for r in conn.execute(
+            sa.select(persons.c.id, persons.c.merged_into).where(persons.c.merged_into.is_not(None))
+        )
+    }
+    for person in sorted(set(marked) - standing):
         report.records.append(f"registration {person} is marked merged but no standing merge merged it")
-    for person in sorted(standing - marked):
+    for person in sorted(standing - set(marked)):
         report.records.append(f"registration {person} was merged but counts on its own")
+    for person in sorted(set(marked) & standing):
+        expected = top(person)
+        if marked[person] != expected:
+            report.records.append(
+                f"registration {person} is counted as {marked[person]}, but its merges make it {expected}"
+            )
 
 
 def _log_verifiers(engine: sa.Engine, conn: sa.Connection) -> list[Verifier]:

@@ -27,7 +27,8 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,21 @@ from canasta.adapters import dedup_repo, ledger_repo
 from canasta.adapters.db import transaction
 from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.domain.ledger import EntryKind
-from canasta.linkage.model import Deduplication, ScoredPair, Thresholds, TooFewToEstimate, deduplicate
+from canasta.linkage.model import (
+    JOINS_APART,
+    Deduplication,
+    ScoredPair,
+    Thresholds,
+    TooFewToEstimate,
+    clusters_kept_apart,
+    deduplicate,
+)
 from canasta.service.clock import utc_now_iso
 
 Progress = Callable[[str], None]
 
 #: Why a pair is in the review queue.
 BETWEEN_THRESHOLDS = "between the thresholds"
-JOINS_DISTINCT = "its cluster joins a pair decided distinct"
 MERGE_UNDONE = "merge undone"
 
 
@@ -94,7 +102,6 @@ def run(
         return RunSummary(None, kind, len(rows), 0, 0, 0, 0, open_now)
     if len(rows) < 2:
         return RunSummary(None, "none", len(rows), 0, 0, 0, 0, 0)
-    up_to = max(int(r["registration_id"]) for r in rows)
     try:
         result = deduplicate(
             rows, thresholds, model=model, new=new if kind == "incremental" else None, progress=say
@@ -106,8 +113,9 @@ def run(
         ) from None
     say("storing merges and the review queue")
     now = utc_now_iso()
+    matched = [int(r["registration_id"]) for r in rows] if kind == "full" else [int(i) for i in new]
     with transaction(engine) as conn:
-        ledger_repo.lock_head(conn)  # one writer of merges at a time, whatever the database
+        dedup_repo.lock_registry(conn)
         run_id = dedup_repo.insert_run(
             conn,
             {
@@ -115,8 +123,8 @@ def run(
                 "started_at": started,
                 "finished_at": now,
                 "registrations": len(rows),
-                "new_registrations": len(new) if kind == "incremental" else len(rows),
-                "compared_pairs": max(result.blocked_pair_count, 0),
+                "new_registrations": len(matched),
+                "scored_pairs": len(result.pairs),
                 "merges": 0,
                 "review_items": 0,
                 "upper": _prob(thresholds.upper),
@@ -124,18 +132,15 @@ def run(
                 "model": json.dumps(result.settings if model is None else model, sort_keys=True),
             },
         )
+        dedup_repo.mark_matched(conn, run_id, matched)
         merged, queued = _apply(conn, result, run_id, now)
-        dedup_repo.mark_matched(conn, run_id, up_to, only_new=kind == "incremental")
-        dedup_repo.close_resolved_items(conn, f"run {run_id}", now)
-        dedup_repo.finish_run(
-            conn, run_id, {"merges": merged, "review_items": queued, "compared_pairs": len(result.pairs)}
-        )
+        dedup_repo.finish_run(conn, run_id, {"merges": merged, "review_items": queued})
         open_now = dedup_repo.count_open(conn)
     return RunSummary(
         run_id,
         kind,
         len(rows),
-        len(new) if kind == "incremental" else len(rows),
+        len(matched),
         len(result.pairs),
         merged,
         queued,
@@ -156,38 +161,62 @@ def _evidence(pair: ScoredPair) -> str:
 
 
 def _apply(conn: sa.Connection, result: Deduplication, run_id: int, now: str) -> tuple[int, int]:
-    """Write a run's merges and review items; returns how many of each."""
+    """Write a run's merges and review items; returns how many of each. The ledger entries
+    are appended last, so the ledger head is locked only for the append and the commit."""
     decided = dedup_repo.decided_pairs(conn)
     involved = sorted({int(i) for p in result.pairs for i in (p.left, p.right)})
-    # A registration merged since it was read (by a reviewer) is left to the next run.
-    person = dedup_repo.resolution(conn, involved)
-    alone = {i for i, p in person.items() if i == p}
+    distinct = [pair for pair, status in decided.items() if status == "distinct"]
+    # Each registration as it resolves now (a reviewer may have merged some since the run
+    # read the registry): pairs are judged between the people they belong to.
+    person = dedup_repo.resolution(conn, sorted({*involved, *(i for pair in distinct for i in pair)}))
     upper = result.thresholds.upper
-    links = [
-        p
-        for p in result.pairs
-        if p.match_probability >= upper
-        and not p.held
-        and decided.get(_ordered(p)) != "distinct"
-        and int(p.left) in alone
-        and int(p.right) in alone
-    ]
-    components = _components(links)
-    distinct = {pair for pair, status in decided.items() if status == "distinct"}
-    to_review: dict[tuple[int, int], tuple[ScoredPair, str]] = {}
+    links, apart = [], []
+    for p in result.pairs:
+        a, b = person[int(p.left)], person[int(p.right)]
+        if p.held:  # twin-like: never joined automatically, even through a third registration
+            apart.append((a, b))
+        elif p.match_probability >= upper and decided.get(_ordered(p)) != "distinct" and a != b:
+            links.append(replace(p, left=str(a), right=str(b)))
+    apart += [(person[a], person[b]) for a, b in distinct]
+    roots = sorted({person[i] for i in involved})
+    clusters, withheld = clusters_kept_apart(roots, links, apart, int)
     merges: list[tuple[int, int, float]] = []
-    for members, member_links in components:
-        inside = sorted(members)
-        if any((a, b) in distinct for i, a in enumerate(inside) for b in inside[i + 1 :]):
-            for p in member_links:
-                to_review[_ordered(p)] = (p, JOINS_DISTINCT)
+    best: dict[int, float] = defaultdict(float)
+    for p in links:
+        for side in (int(p.left), int(p.right)):
+            best[side] = max(best[side], p.match_probability)
+    for member, kept in clusters.items():
+        if member != kept:
+            merges.append((kept, member, best[member]))
+    merges.sort()
+    dedup_repo.merge_many(conn, [(k, m) for k, m, _ in merges])
+    resolved = {i: clusters.get(person[i], person[i]) for i in involved}
+    held_back = {frozenset((int(x.left), int(x.right))) for x in withheld}
+    to_review: dict[tuple[int, int], tuple[ScoredPair, str]] = {}
+    for p in result.pairs:
+        pair = _ordered(p)
+        if pair in decided or resolved[pair[0]] == resolved[pair[1]]:
             continue
-        kept = inside[0]
-        best: dict[int, float] = defaultdict(float)
-        for p in member_links:
-            for side in (int(p.left), int(p.right)):
-                best[side] = max(best[side], p.match_probability)
-        merges += [(kept, m, best[m]) for m in inside[1:]]
+        if p.match_probability < upper or p.held:
+            to_review[pair] = (p, p.held or BETWEEN_THRESHOLDS)
+        elif frozenset((person[pair[0]], person[pair[1]])) in held_back:
+            to_review[pair] = (p, JOINS_APART)
+    items = [
+        {
+            "left_id": a,
+            "right_id": b,
+            "run_id": run_id,
+            "match_probability": _prob(p.match_probability),
+            "match_weight": f"{p.match_weight:.3f}",
+            "reason": reason,
+            "evidence": _evidence(p),
+            "status": "open",
+            "created_at": now,
+        }
+        for (a, b), (p, reason) in sorted(to_review.items())
+    ]
+    dedup_repo.insert_review_items(conn, items)
+    dedup_repo.close_resolved_items(conn, f"auto: run {run_id}", now)
     if merges:
         sealed = ledger_repo.append(
             conn,
@@ -198,7 +227,6 @@ def _apply(conn: sa.Connection, result: Deduplication, run_id: int, now: str) ->
             ],
             now,
         )
-        dedup_repo.merge_many(conn, [(k, m) for k, m, _ in merges])
         dedup_repo.insert_merges(
             conn,
             [
@@ -215,55 +243,7 @@ def _apply(conn: sa.Connection, result: Deduplication, run_id: int, now: str) ->
                 for (k, m, p), entry in zip(merges, sealed.entries, strict=True)
             ],
         )
-    resolved = {i: i for i in involved if i in alone}
-    for k, m, _ in merges:
-        resolved[m] = k
-    for p in result.review:
-        to_review.setdefault(_ordered(p), (p, p.held or BETWEEN_THRESHOLDS))
-    items = []
-    for (a, b), (p, reason) in sorted(to_review.items()):
-        if (a, b) in decided or a not in resolved or b not in resolved or resolved[a] == resolved[b]:
-            continue
-        items.append(
-            {
-                "left_id": a,
-                "right_id": b,
-                "run_id": run_id,
-                "match_probability": _prob(p.match_probability),
-                "match_weight": f"{p.match_weight:.3f}",
-                "reason": reason,
-                "evidence": _evidence(p),
-                "status": "open",
-                "created_at": now,
-            }
-        )
-    dedup_repo.insert_review_items(conn, items)
     return len(merges), len(items)
-
-
-def _components(links: list[ScoredPair]) -> Iterator[tuple[set[int], list[ScoredPair]]]:
-    """The connected components of the links, each with its links."""
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for p in links:
-        a, b = root(int(p.left)), root(int(p.right))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    members: dict[int, set[int]] = defaultdict(set)
-    by_root: dict[int, list[ScoredPair]] = defaultdict(list)
-    for i in list(parent):
-        members[root(i)].add(i)
-    for p in links:
-        by_root[root(int(p.left))].append(p)
-    for r, group in members.items():
-        yield group, by_root[r]
 
 
 # -- the review queue -----------------------------------------------------------------------
@@ -390,7 +370,7 @@ def decide(engine: sa.Engine, item_id: int, decision: str, by: str, note: str | 
     reviewer, text = _reviewer(by), _note(note)
     now = utc_now_iso()
     with transaction(engine) as conn:
-        ledger_repo.lock_head(conn)
+        dedup_repo.lock_registry(conn)
         row = dedup_repo.item(conn, item_id, lock=True)
         if row is None:
             raise NotFound(f"there is no review item {item_id}")
@@ -401,18 +381,36 @@ def decide(engine: sa.Engine, item_id: int, decision: str, by: str, note: str | 
             return Decision(item_id, "distinct", None, None)
         person = dedup_repo.resolution(conn, [int(row.left_id), int(row.right_id)])
         a, b = person[int(row.left_id)], person[int(row.right_id)]
+        if a != b:
+            _refuse_joining_distinct(conn, item_id, a, b)
         dedup_repo.decide_item(conn, item_id, "merged", reviewer, now, text)
         if a == b:
             return Decision(item_id, "merged", None, None)
         kept, gone = min(a, b), max(a, b)
-        merge_id, seq = _merge(conn, kept, gone, row.match_probability, reviewer, now, review_id=item_id)
-        dedup_repo.close_resolved_items(conn, reviewer, now)
+        dedup_repo.merge(conn, kept, gone)
+        dedup_repo.close_resolved_items(conn, f"auto: item {item_id}", now)
+        merge_id, seq = _record_merge(
+            conn, kept, gone, row.match_probability, reviewer, now, review_id=item_id
+        )
         return Decision(item_id, "merged", merge_id, seq)
 
 
-def _merge(
+def _refuse_joining_distinct(conn: sa.Connection, item_id: int, a: int, b: int) -> None:
+    """A merge of the people ``a`` and ``b`` may not join two registrations decided to be
+    different people, through registrations merged into either."""
+    sides = dedup_repo.members(conn, [a, b])
+    for decided, left, right in dedup_repo.distinct_pairs_among(conn, list(sides)):
+        if sides[left] != sides[right]:
+            raise Conflict(
+                f"review item {item_id} would join registrations {left} and {right}, which review item "
+                f"{decided} decided are different people; undo the merges that joined them first"
+            )
+
+
+def _record_merge(
     conn: sa.Connection, kept: int, gone: int, probability: str, by: str, now: str, review_id: int | None
 ) -> tuple[int, int]:
+    """The merge's ledger entry and record (the registry is already changed)."""
     sealed = ledger_repo.append(
         conn,
         EntryKind.REGISTRATIONS_MERGED,
@@ -420,7 +418,6 @@ def _merge(
         now,
     )
     seq = sealed.entries[0].seq
-    dedup_repo.merge(conn, kept, gone)
     dedup_repo.insert_merges(
         conn,
         [
@@ -494,13 +491,28 @@ def undo_merge(engine: sa.Engine, merge_id: int, by: str, reason: str) -> int:
         raise InvalidInput("the reason is longer than 500 characters")
     now = utc_now_iso()
     with transaction(engine) as conn:
-        ledger_repo.lock_head(conn)
+        dedup_repo.lock_registry(conn)
         row = dedup_repo.merge_row(conn, merge_id)
         if row is None:
             raise NotFound(f"there is no merge {merge_id}")
         if row.undone_at is not None:
             raise Conflict(f"merge {merge_id} was already undone ({row.undone_at}, by {row.undone_by})")
         kept, gone = int(row.kept_id), int(row.merged_id)
+        root = dedup_repo.resolution(conn, [gone])[gone]
+        # The registrations merged into ``gone``, directly or through others, come back with it.
+        children: dict[int, list[int]] = defaultdict(list)
+        for merged, into in dedup_repo.standing_merges_into(conn, root):
+            if merged != gone:
+                children[into].append(merged)
+        followers, frontier = [], [gone]
+        while frontier:
+            below = children.get(frontier.pop(), [])
+            followers += below
+            frontier += below
+        dedup_repo.stand_apart(conn, gone, sorted(followers))
+        for left, right, item in ((min(kept, gone), max(kept, gone), None), (None, None, row.review_id)):
+            _decide_distinct(conn, left, right, item, row, reviewer, now, why)
+        dedup_repo.reopen_split_items(conn)
         sealed = ledger_repo.append(
             conn,
             EntryKind.REGISTRATIONS_UNMERGED,
@@ -508,32 +520,50 @@ def undo_merge(engine: sa.Engine, merge_id: int, by: str, reason: str) -> int:
             now,
         )
         seq = sealed.entries[0].seq
-        dedup_repo.undo(conn, merge_id, gone, reviewer, now, why, seq)
-        a, b = min(kept, gone), max(kept, gone)
-        existing = dedup_repo.pair_item(conn, a, b)
-        if existing is None:
-            dedup_repo.insert_review_items(
-                conn,
-                [
-                    {
-                        "left_id": a,
-                        "right_id": b,
-                        "run_id": row.run_id,
-                        "match_probability": row.match_probability,
-                        "match_weight": "",
-                        "reason": MERGE_UNDONE,
-                        "evidence": "[]",
-                        "status": "distinct",
-                        "created_at": now,
-                        "decided_by": reviewer,
-                        "decided_at": now,
-                        "note": why,
-                    }
-                ],
-            )
-        else:
-            dedup_repo.decide_item(conn, int(existing.id), "distinct", reviewer, now, why)
+        dedup_repo.mark_undone(conn, merge_id, reviewer, now, why, seq)
         return seq
+
+
+def _decide_distinct(
+    conn: sa.Connection,
+    left: int | None,
+    right: int | None,
+    item: int | None,
+    merge: Any,
+    reviewer: str,
+    now: str,
+    why: str,
+) -> None:
+    """Record a pair as two people: the merge's two registrations (``left``, ``right``),
+    or the review item a reviewer merged (``item``)."""
+    if item is not None:
+        dedup_repo.decide_item(conn, int(item), "distinct", reviewer, now, why)
+        return
+    if left is None or right is None:
+        return
+    existing = dedup_repo.pair_item(conn, left, right)
+    if existing is not None:
+        dedup_repo.decide_item(conn, int(existing.id), "distinct", reviewer, now, why)
+        return
+    dedup_repo.insert_review_items(
+        conn,
+        [
+            {
+                "left_id": left,
+                "right_id": right,
+                "run_id": merge.run_id,
+                "match_probability": merge.match_probability,
+                "match_weight": "",
+                "reason": MERGE_UNDONE,
+                "evidence": "[]",
+                "status": "distinct",
+                "created_at": now,
+                "decided_by": reviewer,
+                "decided_at": now,
+                "note": why,
+            }
+        ],
+    )
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -550,7 +580,7 @@ def export_clusters(engine: sa.Engine, path: Path) -> int:
     text = path.with_name(f".{path.name}.partial.csv") if parquet else temporary
     count = 0
     try:
-        with transaction(engine, write=False) as conn, text.open("w", encoding="utf-8", newline="") as out:
+        with _snapshot(engine) as conn, text.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(("registration_id", "person_id"))
             for pair in dedup_repo.clusters(conn):
@@ -565,6 +595,18 @@ def export_clusters(engine: sa.Engine, path: Path) -> int:
         temporary.unlink(missing_ok=True)
         text.unlink(missing_ok=True)
     return count
+
+
+@contextmanager
+def _snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One snapshot for a read in many statements (a decision committed meanwhile must not
+    show in half the file): REPEATABLE READ on PostgreSQL; SQLite reads one snapshot in a
+    transaction anyway."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
 def _csv_to_parquet(source: Path, target: Path) -> None:

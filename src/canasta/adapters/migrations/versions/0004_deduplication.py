@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("finished_at", Timestamp, nullable=False),
         sa.Column("registrations", sa.BigInteger, nullable=False),
         sa.Column("new_registrations", sa.BigInteger, nullable=False),
-        sa.Column("compared_pairs", sa.BigInteger, nullable=False),
+        sa.Column("scored_pairs", sa.BigInteger, nullable=False),
         sa.Column("merges", sa.BigInteger, nullable=False),
         sa.Column("review_items", sa.BigInteger, nullable=False),
         sa.Column("upper", sa.String(16), nullable=False),
