@@ -84,6 +84,9 @@ def test_a_registry_is_deduplicated_reviewed_undone_and_exported(
     )
     assert code == 1 and "already undone" in err
 
+    # The registration the undo brought back is matched again, alone, by the next run.
+    code, out, _ = canasta(capsys, db, "registry", "dedup")
+    assert code == 0 and "Run 2 (incremental): matched 1 new registrations" in out
     code, out, _ = canasta(capsys, db, "registry", "dedup")
     assert code == 0 and "No registration is new since the last run" in out
 

@@ -36,6 +36,7 @@ where an address is personal (FEBRL) and shows, on household data, why it is not
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
@@ -514,12 +515,16 @@ def clusters_kept_apart(
     apart: Iterable[tuple[K, K]],
     key: Callable[[str], K],
 ) -> tuple[dict[K, K], list[ScoredPair]]:
-    """Connected components of ``links`` (union–find): id → the smallest id of its
-    component. A component that would hold both sides of a pair in ``apart`` is not formed:
-    its members stay alone and its links are returned as withheld, for a person to decide.
+    """Clusters of ``links`` (id → the smallest id of its cluster) that never hold both
+    sides of a pair in ``apart``: links are taken strongest first, and one that would join
+    two clusters holding such a pair is withheld (returned, for a person to decide) instead.
     ``key`` turns a link's registration ids (strings) into the ids' type."""
-    to_key = key
     parent: dict[K, K] = {i: i for i in ids}
+    members: dict[K, set[K]] = {i: {i} for i in parent}
+    kept_from: dict[K, set[K]] = defaultdict(set)
+    for a, b in apart:
+        kept_from[a].add(b)
+        kept_from[b].add(a)
 
     def root(i: K) -> K:
         while parent[i] != i:
@@ -527,11 +532,16 @@ def clusters_kept_apart(
             i = parent[i]
         return i
 
-    chosen = list(links)
-    for link in chosen:
-        a, b = root(to_key(link.left)), root(to_key(link.right))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    blocked = {root(a) for a, b in apart if a in parent and b in parent and root(a) == root(b)}
-    withheld = [link for link in chosen if root(to_key(link.left)) in blocked]
-    return {i: (i if root(i) in blocked else root(i)) for i in parent}, withheld
+    withheld: list[ScoredPair] = []
+    for link in sorted(links, key=lambda p: (-p.match_probability, p.left, p.right)):
+        a, b = root(key(link.left)), root(key(link.right))
+        if a == b:
+            continue
+        small, large = sorted((members[a], members[b]), key=len)
+        if any(kept_from[x] & large for x in small if x in kept_from):
+            withheld.append(link)
+            continue
+        low, high = min(a, b), max(a, b)
+        parent[high] = low
+        members[low] |= members.pop(high)
+    return {i: root(i) for i in parent}, withheld
