@@ -29,8 +29,8 @@ def test_a_registry_is_deduplicated_reviewed_undone_and_exported(
     db = database_url
     registry = generate_registry(1200, seed=5)
     source = tmp_path / "registrations.csv"
-    with source.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, REGISTRATION_COLUMNS, extrasaction="ignore")
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, REGISTRATION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(registry.rows)
     assert canasta(capsys, db, "registry", "import", str(source))[0] == 0
@@ -44,7 +44,9 @@ def test_a_registry_is_deduplicated_reviewed_undone_and_exported(
     assert (
         found and int(found[1].replace(",", "")) == len(registry.rows) and int(found[2].replace(",", "")) > 0
     )
-    waiting = int(re.search(r"([\d,]+) pairs await review", out)[1].replace(",", ""))  # type: ignore[index]
+    queue = re.search(r"([\d,]+) pairs await review", out)
+    assert queue is not None
+    waiting = int(queue[1].replace(",", ""))
     assert waiting > 2
 
     code, out, _ = canasta(capsys, db, "registry", "review", "--list", "--limit", "3")
