@@ -334,6 +334,16 @@ class SqlRedemptionStore:
         return with_log_receipts(outcomes, sealed)
 
 
+def redeem_in(
+    conn: sa.Connection, commands: Sequence[RedeemQuota], clock: Callable[[], str]
+) -> list[Receipt | CanastaError]:
+    """Run one batch of redemptions inside the caller's transaction, for work that writes
+    more beside them in the same transaction (an outlet's journal at sync)."""
+    sql = _Sql.for_dialect(conn.dialect.name)
+    outcomes, _ = _drive(batch_steps(sql, commands, clock, log_signer(conn.engine)), conn)
+    return outcomes
+
+
 def _drive(steps: BatchSteps, conn: sa.Connection) -> tuple[Outcomes, Sealed | None]:
     """Run the conversation on ``conn``: on PostgreSQL each round is pipelined into one
     round trip on the driver connection; on SQLite (in-process) statements simply run."""

@@ -88,6 +88,9 @@ programmes = sa.Table(
     sa.Column("quota_fixed", sa.BigInteger, nullable=False),
     sa.Column("quota_per_member", sa.BigInteger, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # The share of a card's entitlement that may be redeemed offline, in thousandths (0: no
+    # offline redemption of this programme).
+    sa.Column("offline_share_permille", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("per IN ('household', 'vehicle')", name="per"),
 )
 
@@ -361,4 +364,67 @@ review_items = sa.Table(
     sa.Index("ix_review_items_status", "status", "match_probability"),
     sa.CheckConstraint("status IN ('open', 'merged', 'distinct')", name="status"),
     sa.CheckConstraint("left_id < right_id", name="ordered"),
+)
+
+#: The Ed25519 key each outlet signs its journal with (made by the outlet at enrolment).
+outlet_keys = sa.Table(
+    "outlet_keys",
+    metadata,
+    sa.Column("outlet_code", sa.String(64), sa.ForeignKey("outlets.code"), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("enrolled_at", Timestamp, nullable=False),
+)
+
+#: What an outlet may hand out offline of a programme in one UTC day (thousandths).
+offline_caps = sa.Table(
+    "offline_caps",
+    metadata,
+    sa.Column("outlet_code", sa.String(64), sa.ForeignKey("outlets.code"), primary_key=True),
+    sa.Column("programme_id", Id, sa.ForeignKey("programmes.id"), primary_key=True),
+    sa.Column("daily_cap", sa.BigInteger, nullable=False),
+)
+
+#: Every journal entry an outlet has synced: one row per (outlet, counter), never changed,
+#: so a retried upload is recognised and a counter reused with other content refused.
+outlet_journal = sa.Table(
+    "outlet_journal",
+    metadata,
+    sa.Column("outlet_code", sa.String(64), primary_key=True),
+    sa.Column("counter", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(100), nullable=False),
+    sa.Column("card_id", sa.String(16), nullable=False),
+    sa.Column("programme", sa.String(64), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    # redeemed (a new redemption), replayed (already redeemed online), conflict (the rest
+    # is in offline_conflicts)
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger),
+    sa.CheckConstraint("outcome IN ('redeemed', 'replayed', 'conflict')", name="outcome"),
+)
+
+#: Offline redemptions the balance did not cover (or that no balance could: a withdrawn
+#: card, a closed cycle): the goods were handed out, so they are kept for a person to settle.
+offline_conflicts = sa.Table(
+    "offline_conflicts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("outlet_code", sa.String(64), nullable=False),
+    sa.Column("counter", sa.BigInteger, nullable=False),
+    sa.Column("card_id", sa.String(16), nullable=False),
+    sa.Column("programme", sa.String(64), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    # What the balance allowed and was recorded as a redemption, and what is left over.
+    sa.Column("applied", sa.BigInteger, nullable=False),
+    sa.Column("shortfall", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_by", sa.String(100)),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("note", sa.String(500)),
+    sa.UniqueConstraint("outlet_code", "counter"),
+    sa.CheckConstraint("status IN ('open', 'settled')", name="status"),
 )
