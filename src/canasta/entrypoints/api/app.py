@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from canasta import __version__
-from canasta.domain.errors import Unauthenticated
+from canasta.domain.errors import OutletMismatch, Unauthenticated
 from canasta.domain.model import format_card_id
+from canasta.domain.offline import SignedEntry
 from canasta.domain.quantity import format_milli
 from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api import problems
@@ -24,18 +25,25 @@ from canasta.entrypoints.api.log import log_router, receipt_router
 from canasta.entrypoints.api.redemptions import FastPath, RedemptionEndpoint
 from canasta.entrypoints.api.schemas import (
     KEY_PATTERN,
+    AllowanceOut,
     BalanceLine,
     BalanceOut,
     ClauseOut,
+    EnrolRequest,
+    EntryOutcomeOut,
     ExplanationOut,
     FactUsed,
+    OfflineOut,
     PolicyRef,
     Problem,
     QuotaOut,
     ReceiptOut,
     RedemptionRequest,
+    SyncOut,
+    SyncRequest,
 )
 from canasta.policy.explain import APPEAL
+from canasta.service import offline as offline_service
 from canasta.service import rules
 from canasta.service.bootstrap import Canasta, bootstrap
 from canasta.service.card_tokens import revocation_list
@@ -174,6 +182,59 @@ def create_app(canasta: Canasta) -> FastAPI:
                 )
                 for b in lines
             ],
+        )
+
+    def same_outlet(code: str, caller: str) -> None:
+        if code != caller:
+            raise OutletMismatch(f"this token belongs to outlet {caller!r}, not {code!r}")
+
+    def offline_view(code: str) -> OfflineOut:
+        return OfflineOut(
+            outlet=code,
+            allowances=[
+                AllowanceOut(**a.as_dict()) for a in offline_service.allowances(canasta.engine, code)
+            ],
+            issuer_key=str(keyring_of(canasta.engine).issuer.verifier),
+        )
+
+    @app.post("/api/v1/outlets/{code}/enrol", response_model=OfflineOut, responses=_ERRORS, tags=["offline"])
+    def enrol(code: str, body: EnrolRequest, caller: Outlet) -> OfflineOut:
+        """Record the key the outlet signs its journal with (once; the same key again is
+        harmless), and answer with what it needs offline: its allowances and the issuer's key."""
+        same_outlet(code, caller)
+        offline_service.enrol(canasta.engine, code, body.public_key)
+        return offline_view(code)
+
+    @app.get(
+        "/api/v1/outlets/{code}/allowance", response_model=OfflineOut, responses=_ERRORS, tags=["offline"]
+    )
+    def allowance(code: str, caller: Outlet) -> OfflineOut:
+        """What the outlet may hand out offline now, per programme with an open cycle."""
+        same_outlet(code, caller)
+        return offline_view(code)
+
+    @app.post("/api/v1/outlets/{code}/sync", response_model=SyncOut, responses=_ERRORS, tags=["offline"])
+    def sync(code: str, body: SyncRequest, caller: Outlet) -> SyncOut:
+        """Upload journal entries; all or nothing. Each comes back with its outcome, so the
+        outlet can mark it synced; a retry is answered ``already``."""
+        same_outlet(code, caller)
+        entries = [SignedEntry.from_dict(e, f"entries[{i}]") for i, e in enumerate(body.entries)]
+        report = offline_service.sync(canasta.engine, code, entries)
+        return SyncOut(
+            outlet=report.outlet,
+            outcomes=[
+                EntryOutcomeOut(
+                    counter=o.counter,
+                    outcome=o.outcome,
+                    ledger_position=o.ledger_seq,
+                    applied=o.applied,
+                    shortfall=o.shortfall,
+                    reason=o.reason,
+                )
+                for o in report.outcomes
+            ],
+            gaps=[[a, b] for a, b in report.gaps],
+            highest=report.highest,
         )
 
     @app.get(

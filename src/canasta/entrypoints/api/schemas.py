@@ -145,3 +145,56 @@ class ExplanationOut(BaseModel):
     clauses: list[ClauseOut]
     quota: QuotaOut | None = Field(description="How the quantity was computed, when eligible")
     appeal: str = Field(description="How to appeal the decision to a person")
+
+
+class EnrolRequest(BaseModel):
+    public_key: str = Field(
+        min_length=40, max_length=64, description="The outlet's Ed25519 journal key: 32 raw bytes, base64"
+    )
+
+
+class AllowanceOut(BaseModel):
+    programme: str
+    unit: str
+    cycle_id: int
+    starts_on: str
+    ends_on: str
+    share_permille: int = Field(
+        description="Share of a card's entitlement that may be redeemed offline, in 1/1000"
+    )
+    reference: int = Field(
+        description="Entitlement assumed for a card not seen online this cycle (1/1000 unit)"
+    )
+    daily_cap: int = Field(description="What this outlet may hand out offline in one UTC day (1/1000 unit)")
+
+
+class OfflineOut(BaseModel):
+    outlet: str
+    allowances: list[AllowanceOut]
+    issuer_key: str = Field(description="The card issuer's verifier key (C2SP note verifier)")
+
+
+class SyncRequest(BaseModel):
+    entries: list[dict[str, Any]] = Field(
+        max_length=1000,
+        description="Signed journal entries: outlet, counter, card, programme, quantity (1/1000 unit), "
+        "recorded_at, signature (base64 Ed25519 over the entry's canonical JSON)",
+    )
+
+
+class EntryOutcomeOut(BaseModel):
+    counter: int
+    outcome: str = Field(
+        description="redeemed, replayed (it had reached the server online), conflict, already"
+    )
+    ledger_position: int | None
+    applied: int = Field(description="What was recorded as a redemption (1/1000 unit)")
+    shortfall: int = Field(description="What the balance did not cover, kept as a conflict (1/1000 unit)")
+    reason: str
+
+
+class SyncOut(BaseModel):
+    outlet: str
+    outcomes: list[EntryOutcomeOut]
+    gaps: list[list[int]] = Field(description="Counters never synced below the highest: [first, last] ranges")
+    highest: int
