@@ -157,3 +157,20 @@ def test_an_outlet_without_a_key_or_with_another_key_cannot_sync(engine: sa.Engi
     other = Ed25519PrivateKey.from_private_bytes(bytes(range(5, 37)))
     with pytest.raises(Conflict, match="already enrolled with another journal key"):
         offline.enrol(engine, "fs-1", public_key_text(other.public_key()))
+
+
+def test_a_void_entry_hands_nothing_out_unless_the_server_had_redeemed_it(engine: sa.Engine) -> None:
+    world = enrolled(engine)
+    car = next(iter(world.vehicle_cards.values()))
+    void = sign_entry(JournalEntry("fs-1", 1, car, "fuel", 10_000, AT, void=True), KEY)
+    (outcome,) = offline.sync(engine, "fs-1", [void]).outcomes
+    assert outcome.outcome == "void" and fuel_left(engine, car) == 40_000
+    # An online attempt the server committed but whose answer never reached the outlet,
+    # which then handed nothing out: kept for a person, never silently reversed.
+    lost = sign_entry(JournalEntry("fs-1", 2, car, "fuel", 5_000, AT, void=True), KEY)
+    SqlRedemptionStore(engine).run_batch(
+        [RedeemQuota(car, "fuel", 5_000, "fs-1", lost.entry.idempotency_key)], lambda: AT
+    )
+    (outcome,) = offline.sync(engine, "fs-1", [lost]).outcomes
+    assert outcome.outcome == "conflict" and "never got" in outcome.reason and outcome.ledger_seq is not None
+    assert [c.counter for c in offline.open_conflicts(engine)] == [2]

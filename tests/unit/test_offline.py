@@ -45,6 +45,7 @@ def test_a_signed_entry_verifies_and_survives_its_json() -> None:
         {"programme": "food"},
         {"outlet": "fs-2"},
         {"recorded_at": "2026-11-29T10:00:01Z"},
+        {"void": True},
     ],
 )
 def test_any_change_to_a_signed_entry_breaks_its_signature(change: dict[str, object]) -> None:
@@ -68,6 +69,7 @@ def test_another_outlets_key_does_not_verify() -> None:
         ({**ENTRY.as_dict(), "signature": "not base64!"}, "entry 3: 'signature' is not base64"),
         ({**ENTRY.as_dict(), "signature": "AAAA"}, "entry 3: 'signature' must be 64 bytes"),
         ([1, 2], "entry 3: a journal entry is an object"),
+        ({**ENTRY.as_dict(), "void": "yes"}, "entry 3: 'void' must be true or false"),
     ],
 )
 def test_malformed_entries_say_what_and_where(data: object, message: str) -> None:

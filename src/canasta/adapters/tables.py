@@ -396,13 +396,14 @@ outlet_journal = sa.Table(
     sa.Column("card_id", sa.String(16), nullable=False),
     sa.Column("programme", sa.String(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("void", sa.Boolean, nullable=False),
     sa.Column("recorded_at", Timestamp, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
     # redeemed (a new redemption), replayed (already redeemed online), conflict (the rest
-    # is in offline_conflicts)
+    # is in offline_conflicts), void (the outlet handed nothing out for it)
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("ledger_seq", sa.BigInteger),
-    sa.CheckConstraint("outcome IN ('redeemed', 'replayed', 'conflict')", name="outcome"),
+    sa.CheckConstraint("outcome IN ('redeemed', 'replayed', 'conflict', 'void')", name="outcome"),
 )
 
 #: Offline redemptions the balance did not cover (or that no balance could: a withdrawn

@@ -35,6 +35,9 @@ class JournalEntry:
     programme: str
     quantity: int
     recorded_at: str
+    #: True when the outlet handed nothing out for it (refused online, or refused offline
+    #: after an online attempt whose answer never came): the counter is accounted for.
+    void: bool = False
 
     def __post_init__(self) -> None:
         if self.counter < 1:
@@ -50,6 +53,7 @@ class JournalEntry:
             "programme": self.programme,
             "quantity": self.quantity,
             "recorded_at": self.recorded_at,
+            "void": self.void,
         }
 
     def canonical(self) -> bytes:
@@ -76,6 +80,7 @@ class JournalEntry:
                 programme=_text(data, "programme", where),
                 quantity=_integer(data, "quantity", where),
                 recorded_at=_text(data, "recorded_at", where),
+                void=_flag(data, "void", where),
             )
         except InvalidInput as bad:
             raise InvalidInput(
@@ -87,6 +92,13 @@ def _text(data: dict[str, Any], name: str, where: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value or len(value) > 200:
         raise InvalidInput(f"{where}: {name!r} must be a non-empty string of at most 200 characters")
+    return value
+
+
+def _flag(data: dict[str, Any], name: str, where: str) -> bool:
+    value = data.get(name, False)
+    if type(value) is not bool:
+        raise InvalidInput(f"{where}: {name!r} must be true or false")
     return value
 
 

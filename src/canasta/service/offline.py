@@ -43,6 +43,9 @@ from canasta.domain.redemption import Receipt, RedeemQuota
 from canasta.service.clock import utc_now_iso
 
 BEYOND_BALANCE = "offline redemption beyond the balance left at sync"
+REDEEMED_NOT_HANDED_OUT = (
+    "redeemed from an online attempt whose answer the outlet never got; the outlet handed nothing out"
+)
 
 #: Entries one sync request may carry.
 MAX_BATCH = 1000
@@ -257,10 +260,29 @@ def _apply(
     ledger_repo.lock_head(conn)  # balances cannot move between reading and redeeming
     commands = {s.entry.counter: _command(s) for s in fresh}
     known = _redeemed_keys(conn, [c.key_hash() for c in commands.values()])
+    outcomes: dict[int, EntryOutcome] = {}
+    for signed in [s for s in fresh if s.entry.void]:
+        counter = signed.entry.counter
+        if commands[counter].key_hash() in known:
+            # The server redeemed it from an online attempt whose answer the outlet never
+            # got, and the outlet handed nothing out: a person must set it right.
+            outcomes[counter] = EntryOutcome(
+                counter,
+                "conflict",
+                known[commands[counter].key_hash()],
+                signed.entry.quantity,
+                0,
+                REDEEMED_NOT_HANDED_OUT,
+            )
+        else:
+            outcomes[counter] = EntryOutcome(counter, "void")
     left = _balances(conn, fresh)
     planned: dict[int, int] = {}  # counter → the quantity sent
     for signed in fresh:
         e = signed.entry
+        if e.void:
+            planned[e.counter] = 0
+            continue
         if commands[e.counter].key_hash() in known:
             planned[e.counter] = e.quantity  # already redeemed online: answered as a retry
             continue
@@ -275,9 +297,10 @@ def _apply(
     sending = [s for s in fresh if planned[s.entry.counter] > 0]
     results = redemption_repo.redeem_in(conn, [_command(s, planned[s.entry.counter]) for s in sending], clock)
     answered = {s.entry.counter: r for s, r in zip(sending, results, strict=True)}
-    outcomes: dict[int, EntryOutcome] = {}
     for signed in fresh:
         counter, quantity = signed.entry.counter, signed.entry.quantity
+        if signed.entry.void:
+            continue
         result = answered.get(counter)
         if isinstance(result, Receipt):
             short = quantity - result.quantity if not result.replayed else 0
@@ -303,6 +326,7 @@ def _apply(
                 "card_id": s.entry.card_id,
                 "programme": s.entry.programme,
                 "quantity": s.entry.quantity,
+                "void": s.entry.void,
                 "recorded_at": s.entry.recorded_at,
                 "received_at": now,
                 "outcome": outcomes[s.entry.counter].outcome,
@@ -367,11 +391,19 @@ def _balances(conn: sa.Connection, entries: list[SignedEntry]) -> dict[tuple[str
     return found
 
 
-def _redeemed_keys(conn: sa.Connection, key_hashes: list[str]) -> set[str]:
-    found: set[str] = set()
+def _redeemed_keys(conn: sa.Connection, key_hashes: list[str]) -> dict[str, int]:
+    """Idempotency key hash → ledger position of the redemptions already recorded."""
+    found: dict[str, int] = {}
     for start in range(0, len(key_hashes), 1000):
         chunk = key_hashes[start : start + 1000]
-        found.update(conn.scalars(sa.select(redemptions.c.key_hash).where(redemptions.c.key_hash.in_(chunk))))
+        found.update(
+            (str(k), int(seq))
+            for k, seq in conn.execute(
+                sa.select(redemptions.c.key_hash, redemptions.c.ledger_seq).where(
+                    redemptions.c.key_hash.in_(chunk)
+                )
+            )
+        )
     return found
 
 

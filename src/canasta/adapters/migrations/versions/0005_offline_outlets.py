@@ -53,12 +53,13 @@ def upgrade() -> None:
         sa.Column("card_id", sa.String(16), nullable=False),
         sa.Column("programme", sa.String(64), nullable=False),
         sa.Column("quantity", sa.BigInteger, nullable=False),
+        sa.Column("void", sa.Boolean, nullable=False),
         sa.Column("recorded_at", Timestamp, nullable=False),
         sa.Column("received_at", Timestamp, nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("ledger_seq", sa.BigInteger, nullable=True),
         sa.CheckConstraint(
-            "outcome IN ('redeemed', 'replayed', 'conflict')", name="ck_outlet_journal_outcome"
+            "outcome IN ('redeemed', 'replayed', 'conflict', 'void')", name="ck_outlet_journal_outcome"
         ),
         sa.PrimaryKeyConstraint("outlet_code", "counter", name="pk_outlet_journal"),
     )
