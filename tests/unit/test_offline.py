@@ -81,9 +81,9 @@ def test_the_card_cap_is_a_share_of_the_known_or_reference_entitlement() -> None
     assert FUEL.card_cap(None) == 10_000  # a quarter of the 40 L reference
     assert FUEL.card_cap(80_000) == 20_000  # a quarter of what this card is entitled to
     FUEL.check(10_000, 0, 0, None)
-    with pytest.raises(OfflineLimit, match=r"may take 2\.5 litre more of fuel here this cycle"):
+    with pytest.raises(OfflineLimit, match=r"may take 2\.5 litre more of fuel offline here this cycle"):
         FUEL.check(5_000, 7_500, 0, None)
-    with pytest.raises(OfflineLimit, match="this outlet may hand out 1 litre more of fuel today"):
+    with pytest.raises(OfflineLimit, match="this outlet may hand out 1 litre more of fuel offline today"):
         FUEL.check(2_000, 0, 499_000, 80_000)
     with pytest.raises(OfflineLimit, match="cannot be redeemed offline"):
         dataclasses.replace(FUEL, share_permille=0).check(1, 0, 0, None)

@@ -199,14 +199,14 @@ class Allowance:
         if card_spent + quantity > cap:
             left = max(cap - card_spent, 0)
             raise OfflineLimit(
-                f"offline, this card may take {format_milli(left)} {self.unit} more of {self.programme} "
+                f"this card may take {format_milli(left)} {self.unit} more of {self.programme} offline "
                 f"here this cycle (asked {format_milli(quantity)})"
             )
         if day_spent + quantity > self.daily_cap:
             left = max(self.daily_cap - day_spent, 0)
             raise OfflineLimit(
-                f"offline, this outlet may hand out {format_milli(left)} {self.unit} more of "
-                f"{self.programme} today (asked {format_milli(quantity)})"
+                f"this outlet may hand out {format_milli(left)} {self.unit} more of "
+                f"{self.programme} offline today (asked {format_milli(quantity)})"
             )
 
     def as_dict(self) -> dict[str, Any]:

@@ -39,10 +39,12 @@ from canasta.entrypoints.card_print import CardFormat, print_cards
 from canasta.entrypoints.receipt_print import render_receipt_svg
 from canasta.entrypoints.render import print_explanation
 from canasta.linkage.model import Thresholds
+from canasta.outlet.client import OutletClient
 from canasta.policy.language import PolicyRejected
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
 from canasta.service import dedup as dedup_service
+from canasta.service import offline as offline_service
 from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
@@ -74,6 +76,9 @@ policy_app = typer.Typer(
 report_app = typer.Typer(help="Coverage and uptake reports from report definitions.", no_args_is_help=True)
 outlets_app = typer.Typer(help="Register outlets and their API tokens.", no_args_is_help=True)
 cards_app = typer.Typer(help="Issue, withdraw and reissue cards.", no_args_is_help=True)
+outlet_app = typer.Typer(
+    help="What an outlet runs: enrol, redeem (offline when the network is down), sync.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(programmes_app, name="programmes")
@@ -83,6 +88,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(report_app, name="report")
 app.add_typer(outlets_app, name="outlets")
 app.add_typer(cards_app, name="cards")
+app.add_typer(outlet_app, name="outlet")
 verify_app = typer.Typer(
     help="Check receipts and the transparency log with nothing but the public key.", no_args_is_help=True
 )
@@ -889,6 +895,135 @@ def outlets_list(db: Db = None) -> None:
     for o in outlet_service.list_outlets(_engine(db)):
         table.add_row(o.code, o.name, o.kind.value, o.region, "yes" if o.active else "no")
     console.print(table)
+
+
+@outlets_app.command("offline-cap")
+def outlets_offline_cap(
+    code: Annotated[str, typer.Argument(help="The outlet.")],
+    programme: Annotated[str, typer.Argument(help="The programme.")],
+    quantity: Annotated[str, typer.Argument(help="Most it may hand out offline in one UTC day, e.g. 500.")],
+    db: Db = None,
+) -> None:
+    """Set what an outlet may hand out of a programme offline in one day (docs/offline.md)."""
+    milli = offline_service.set_daily_cap(_engine(db), code, programme, quantity)
+    console.print(f"Outlet {code} may hand out {format_milli(milli)} of {programme} offline a day.")
+
+
+@outlets_app.command("conflicts")
+def outlets_conflicts(
+    outlet: Annotated[str | None, typer.Option(help="Only this outlet's.")] = None, db: Db = None
+) -> None:
+    """Offline redemptions the balance did not cover at sync, waiting for a person."""
+    table = Table("outlet", "counter", "card", "programme", "handed out", "recorded", "short", "why")
+    rows = offline_service.open_conflicts(_engine(db), outlet)
+    for c in rows:
+        table.add_row(
+            c.outlet_code,
+            str(c.counter),
+            c.card_id,
+            c.programme,
+            format_milli(c.quantity),
+            format_milli(c.applied),
+            format_milli(c.shortfall),
+            c.reason,
+        )
+    console.print(table if rows else "No offline conflicts are open.")
+
+
+@programmes_app.command("offline-share")
+def programmes_offline_share(
+    programme: Annotated[str, typer.Argument(help="The programme.")],
+    share: Annotated[str, typer.Argument(help="0 to 1: the share of an entitlement redeemable offline.")],
+    db: Db = None,
+) -> None:
+    """Set the share of each card's entitlement that may be redeemed offline (0: none)."""
+    permille = offline_service.set_offline_share(_engine(db), programme, share)
+    console.print(f"Offline, a card may take {permille / 10:g}% of its {programme} entitlement per outlet.")
+
+
+# ------------------------------------------------------------------------ outlet
+
+OutletDir = Annotated[
+    Path, typer.Option("--dir", help="The outlet's directory: its key, journal and downloads.")
+]
+
+
+@outlet_app.command("enrol")
+def outlet_enrol(
+    server: Annotated[str, typer.Argument(help="The canasta server, e.g. https://canasta.example")],
+    code: Annotated[str, typer.Argument(help="This outlet's code.")],
+    token: Annotated[
+        str, typer.Option("--token", envvar="CANASTA_OUTLET_TOKEN", help="The outlet's API token.")
+    ],
+    directory: OutletDir = Path("canasta-outlet"),
+) -> None:
+    """Make this outlet's journal key, record it with the server, and download the offline
+    allowance, the issuer's key and the revocation list."""
+    client = OutletClient.enrol(directory, server, code, token)
+    status = client.status()
+    client.close()
+    console.print(f"Outlet {code} enrolled with {server}; its journal is in {directory}/.")
+    for a in status["allowances"]:
+        console.print(
+            f"  offline {a['programme']}: {a['share_permille'] / 10:g}% of an entitlement per card, "
+            f"{format_milli(int(a['daily_cap']))} {a['unit']} a day"
+        )
+
+
+@outlet_app.command("redeem")
+def outlet_redeem(
+    card: Annotated[str, typer.Argument(help="The scanned card code, or the card id typed.")],
+    programme: Annotated[str, typer.Argument(help="The programme.")],
+    quantity: Annotated[str, typer.Argument(help="How much, e.g. 12.5")],
+    directory: OutletDir = Path("canasta-outlet"),
+) -> None:
+    """Record a redemption in the journal, then send it; offline if the server cannot be
+    reached, within the allowance. Exit status 1 when nothing may be handed out."""
+    client = OutletClient(directory)
+    try:
+        result = client.redeem(card, programme, quantity)
+    finally:
+        client.close()
+    shown = f"{format_milli(result.quantity)} {programme} for card {format_card_id(result.card)}"
+    if result.mode == "refused":
+        err.print(f"[red]Do not hand out[/red] {shown}: {result.message}.")
+        raise typer.Exit(1)
+    left = f"; {result.remaining} left" if result.remaining is not None else ""
+    colour = "green" if result.mode == "online" else "yellow"
+    console.print(f"[{colour}]Hand out[/{colour}] {shown} (journal {result.counter}, {result.mode}{left}).")
+    if result.mode == "offline":
+        console.print("OFFLINE: the server cannot be reached; this is recorded here and synced later.")
+
+
+@outlet_app.command("sync")
+def outlet_sync(directory: OutletDir = Path("canasta-outlet")) -> None:
+    """Send the journal entries the server has not yet taken; refresh the allowance."""
+    client = OutletClient(directory)
+    try:
+        summary = client.sync()
+        client.refresh()
+    finally:
+        client.close()
+    parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.outcomes.items())) or "nothing new"
+    console.print(f"Synced {summary.sent} journal entries: {parts}; {summary.waiting} waiting.")
+    for first, last in summary.gaps:
+        err.print(f"[yellow]The server has no journal entries {first} to {last}[/yellow].")
+
+
+@outlet_app.command("status")
+def outlet_status(directory: OutletDir = Path("canasta-outlet")) -> None:
+    """What the journal holds and what waits to be synced."""
+    client = OutletClient(directory)
+    try:
+        status = client.status()
+    finally:
+        client.close()
+    journal = status["journal"]
+    console.print(
+        f"Outlet {status['outlet']} ({status['server']}): {journal.get('online', 0)} online, "
+        f"{journal.get('offline', 0)} offline, {journal.get('void', 0)} not handed out; "
+        f"{journal.get('waiting', 0)} waiting to sync."
+    )
 
 
 # ------------------------------------------------------------------------- cards

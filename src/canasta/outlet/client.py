@@ -78,6 +78,8 @@ def _write_private(path: Path, data: bytes) -> None:
 class OutletClient:
     def __init__(self, directory: Path, http: httpx.Client | None = None) -> None:
         self.directory = directory
+        if not (directory / "outlet.json").is_file():
+            raise OutletError(f"no outlet is enrolled in {directory}/; run 'canasta outlet enrol' first")
         config = json.loads((directory / "outlet.json").read_text(encoding="utf-8"))
         self.server: str = config["server"]
         self.code: str = config["outlet"]
@@ -112,7 +114,9 @@ class OutletClient:
             _write_private(key_path, pem)
         _write_private(
             directory / "outlet.json",
-            json.dumps({"server": server.rstrip("/"), "outlet": code, "token": token}, indent=2).encode(),
+            json.dumps(
+                {"server": server.rstrip("/"), "outlet": code, "token": token.strip()}, indent=2
+            ).encode(),
         )
         client = cls(directory, http)
         answer = client._call("POST", f"/api/v1/outlets/{code}/enrol", json={"public_key": client.public_key})
