@@ -51,14 +51,17 @@ from canasta.entrypoints.synthetic import (
     vehicles_and_outlets,
     write_registrations,
 )
+from canasta.outlet.client import OutletClient
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
 from canasta.service import dedup as dedup_service
+from canasta.service import offline as offline_service
 from canasta.service import outlets as outlet_service
 from canasta.service import programmes as programme_service
 from canasta.service import registry as registry_service
 from canasta.service import rules
 from canasta.service.bootstrap import open_database
+from canasta.service.card_tokens import card_payload
 from canasta.service.keys import Keyring, key_directory
 from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
@@ -132,6 +135,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 MARKER,
                 "outlet-tokens.csv",
                 REGISTRATIONS,
+                "outlets",
                 "server.log",
                 *RULE_FILES,
             ):
@@ -265,6 +269,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             )
         )
         elapsed = time.perf_counter() - started
+        _offline_outlets(console, f"http://127.0.0.1:{port}", url, directory, fuel_outlets, active, keys, rng)
         verified = _verify_publicly(console, f"http://127.0.0.1:{port}", tally, directory, url, rng)
     finally:
         server.send_signal(signal.SIGINT)
@@ -275,6 +280,83 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             server.wait()
         log_file.close()
     _report(console, url, tally, elapsed, port, tokens, active, directory, verified, printed)
+
+
+class _Network(httpx.BaseTransport):
+    """An outlet's connection to the server, which the demo can cut."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.down = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("the network is down", request=request)
+        return self.inner.handle_request(request)
+
+
+def _offline_outlets(
+    console: Console,
+    base: str,
+    url: str,
+    directory: Path,
+    fuel_outlets: list[tuple[str, str]],
+    active: dict[str, list[tuple[str, int]]],
+    keys: Keyring,
+    rng: random.Random,
+) -> None:
+    """Three fuel stations run the outlet client, lose their connection, keep serving within
+    their offline allowance, and sync when it comes back (docs/offline.md)."""
+    chosen = fuel_outlets[:3]
+    vehicles = [card for card, _ in active["vehicle"]]
+    if not chosen or len(vehicles) < 10:
+        return
+    engine = open_database(Settings.load(url))
+    try:
+        offline_service.set_offline_share(engine, "fuel", "0.25")
+        for code, _ in chosen:
+            offline_service.set_daily_cap(engine, code, "fuel", "300")
+        cars = rng.sample(vehicles, 10)
+        scanned = {card: card_payload(engine, keys, card) for card in cars}
+    finally:
+        engine.dispose()
+    console.rule("[bold]Outlets without a network")
+    served: Counter[str] = Counter()
+    clients = []
+    for code, token in chosen:
+        network = _Network()
+        client = OutletClient.enrol(
+            directory / "outlets" / code,
+            base,
+            code,
+            token,
+            httpx.Client(base_url=base, transport=network, timeout=5),
+        )
+        clients.append((code, client, network))
+    for _code, client, network in clients:
+        for card in rng.sample(cars, 2):
+            served[client.redeem(scanned[card], "fuel", "5").mode] += 1
+        network.down = True
+        for card in rng.sample(cars, 5):
+            served[client.redeem(scanned[card], "fuel", str(rng.choice((2, 3, 5, 8)))).mode] += 1
+    console.print(
+        f"{', '.join(code for code, _, _ in clients)} lost their connection and kept serving on their own: "
+        f"{served['online']} redemptions online before, {served['offline']} offline within the allowance "
+        f"(a quarter of an entitlement per card, 300 litre a day per station), {served['refused']} refused "
+        "offline (over a cap, or nothing left)."
+    )
+    outcomes: Counter[str] = Counter()
+    for _code, client, network in clients:
+        network.down = False
+        summary = client.sync()
+        outcomes.update(summary.outcomes)
+        client.close()
+    console.print(
+        "Back online, each synced its signed journal: "
+        + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        + ". Each redemption is counted once; what a balance no longer covered is kept as a conflict "
+        "for review (canasta outlets conflicts), never dropped."
+    )
 
 
 def _verify_publicly(
