@@ -16,8 +16,11 @@ cannot be), not withdrawn, within the allowance's two caps.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -184,9 +187,24 @@ class OutletClient:
 
     # -- redeeming --------------------------------------------------------------------------
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One redemption or sync at a time per outlet directory, across processes: a sync
+        must not take a redemption still in flight in another process for a crashed one."""
+        with (self.directory / "outlet.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def redeem(
         self, card_text: str, programme: str, quantity: str, now: datetime | None = None
     ) -> RedeemResult:
+        with self._exclusive():
+            return self._redeem(card_text, programme, quantity, now)
+
+    def _redeem(self, card_text: str, programme: str, quantity: str, now: datetime | None) -> RedeemResult:
         at = (now or datetime.now(UTC)).astimezone(UTC)
         milli = to_milli(quantity)
         if milli <= 0:
@@ -276,6 +294,10 @@ class OutletClient:
     def sync(self, batch: int = 500) -> SyncSummary:
         """Send every settled entry not yet synced (a crash's pending ones first become
         void), in batches; each batch is taken whole or not at all by the server."""
+        with self._exclusive():
+            return self._sync(batch)
+
+    def _sync(self, batch: int) -> SyncSummary:
         self.journal.void_pending()
         sent = 0
         outcomes: dict[str, int] = {}
