@@ -108,6 +108,12 @@ def test_what_the_balance_does_not_cover_is_kept_as_a_conflict_not_dropped(engin
     conflicts = offline.open_conflicts(engine, "fs-1")
     assert [(c.counter, c.applied, c.shortfall) for c in conflicts] == [(2, 10_000, 10_000), (3, 0, 5_000)]
     assert run_audit(engine).ok
+    offline.settle_conflict(engine, conflicts[0].id, "Rosa Díaz", "recovered 10 L from the holder")
+    assert [c.counter for c in offline.open_conflicts(engine)] == [3]
+    with pytest.raises(Conflict, match="already settled"):
+        offline.settle_conflict(engine, conflicts[0].id, "Rosa Díaz", "again")
+    with pytest.raises(InvalidInput, match="needs a note"):
+        offline.settle_conflict(engine, conflicts[1].id, "Rosa Díaz", " ")
 
 
 def test_a_withdrawn_card_redeemed_offline_is_a_conflict(engine: sa.Engine) -> None:
@@ -174,3 +180,19 @@ def test_a_void_entry_hands_nothing_out_unless_the_server_had_redeemed_it(engine
     (outcome,) = offline.sync(engine, "fs-1", [lost]).outcomes
     assert outcome.outcome == "conflict" and "never got" in outcome.reason and outcome.ledger_seq is not None
     assert [c.counter for c in offline.open_conflicts(engine)] == [2]
+
+
+def test_the_audit_names_a_synced_entry_that_does_not_match_its_redemption(engine: sa.Engine) -> None:
+    world = enrolled(engine)
+    car = next(iter(world.vehicle_cards.values()))
+    offline.sync(engine, "fs-1", [entry(1, car, 30), entry(2, car, 20)])  # 2 is a conflict
+    assert run_audit(engine).ok
+    with engine.begin() as conn:
+        seqs = dict(conn.execute(sa.select(outlet_journal.c.counter, outlet_journal.c.ledger_seq)).all())
+        conn.execute(outlet_journal.update().where(outlet_journal.c.counter == 1).values(ledger_seq=seqs[2]))
+        conn.execute(outlet_journal.update().where(outlet_journal.c.counter == 2).values(outcome="redeemed"))
+    problems = run_audit(engine).problems
+    assert any("outlet fs-1 journal entry 1 names ledger entry" in p for p in problems)
+    assert any(
+        "offline conflict of outlet fs-1 entry 2 has no journal entry in conflict" in p for p in problems
+    )

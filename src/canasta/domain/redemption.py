@@ -31,6 +31,11 @@ from canasta.domain.receipt import LogReceipt
 _ENCODER = json.JSONEncoder()
 
 
+def key_hash(outlet: str, idempotency_key: str) -> str:
+    """SHA-256 of an outlet's code and one of its idempotency keys, as redemptions store it."""
+    return hashlib.sha256(f"{outlet}\x1f{idempotency_key}".encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class RedeemQuota:
     """Hand ``quantity`` (thousandths of the programme's unit) of ``programme`` to the holder
@@ -46,8 +51,7 @@ class RedeemQuota:
     def key_hash(self) -> str:
         """What is stored of the idempotency key: its SHA-256 with the outlet's code. The key
         is the outlet's free text, so it is not kept; the hash finds retries as well."""
-        text = f"{self.outlet}\x1f{self.idempotency_key}"
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return key_hash(self.outlet, self.idempotency_key)
 
     def fingerprint(self) -> str:
         """What identifies the request body, to tell a true retry from a reused key. The

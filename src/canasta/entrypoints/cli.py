@@ -914,10 +914,13 @@ def outlets_conflicts(
     outlet: Annotated[str | None, typer.Option(help="Only this outlet's.")] = None, db: Db = None
 ) -> None:
     """Offline redemptions the balance did not cover at sync, waiting for a person."""
-    table = Table("outlet", "counter", "card", "programme", "handed out", "recorded", "short", "why")
+    table = Table(
+        "conflict", "outlet", "counter", "card", "programme", "handed out", "recorded", "short", "why"
+    )
     rows = offline_service.open_conflicts(_engine(db), outlet)
     for c in rows:
         table.add_row(
+            str(c.id),
             c.outlet_code,
             str(c.counter),
             c.card_id,
@@ -928,6 +931,18 @@ def outlets_conflicts(
             c.reason,
         )
     console.print(table if rows else "No offline conflicts are open.")
+
+
+@outlets_app.command("settle-conflict")
+def outlets_settle_conflict(
+    conflict: Annotated[int, typer.Argument(help="The conflict's number (canasta outlets conflicts).")],
+    by: Annotated[str, typer.Option("--by", help="Who settles it.")],
+    note: Annotated[str, typer.Option("--note", help="How: recovered, written off, …")],
+    db: Db = None,
+) -> None:
+    """Record how an offline conflict was settled; the redemption records do not change."""
+    offline_service.settle_conflict(_engine(db), conflict, by, note)
+    console.print(f"Offline conflict {conflict} settled by {by}.")
 
 
 @programmes_app.command("offline-share")

@@ -16,6 +16,8 @@ from canasta.adapters.tables import (
     entitlements,
     households,
     ledger_entries,
+    offline_conflicts,
+    outlet_journal,
     outlets,
     person_merges,
     persons,
@@ -27,7 +29,7 @@ from canasta.adapters.tables import (
 from canasta.domain.ledger import EntryKind, LedgerEntry, LedgerProblem, verify_chain
 from canasta.domain.merkle import Frontier, leaf_hash
 from canasta.domain.receipt import SALT_BYTES, commitment
-from canasta.domain.redemption import NewRedemption, redemption_body
+from canasta.domain.redemption import NewRedemption, key_hash, redemption_body
 from canasta.domain.signed_note import BadNote, Checkpoint, Verifier, open_note
 from canasta.domain.transparency import (
     NO_CHECKPOINT,
@@ -105,7 +107,45 @@ def run_audit(engine: sa.Engine, progress: Callable[[int, int], None] | None = N
             _check_cards(conn, other_entries, report)
             _check_policies(conn, other_entries, report)
             _check_merges(conn, other_entries, report)
+            _check_outlet_journals(conn, report)
     return report
+
+
+def _check_outlet_journals(conn: sa.Connection, report: AuditReport) -> None:
+    """Each synced journal entry is what its outcome says: a redemption under the journal's
+    own key at the position it names (redeemed, replayed, or the part a conflict recorded),
+    nothing for a void one, and every conflict has its journal entry."""
+    journal = conn.execute(
+        sa.select(
+            outlet_journal.c.outlet_code,
+            outlet_journal.c.counter,
+            outlet_journal.c.outcome,
+            outlet_journal.c.ledger_seq,
+            redemptions.c.key_hash,
+            redemptions.c.outlet_code.label("redeemed_at"),
+        )
+        .select_from(
+            outlet_journal.outerjoin(redemptions, redemptions.c.ledger_seq == outlet_journal.c.ledger_seq)
+        )
+        .order_by(outlet_journal.c.outlet_code, outlet_journal.c.counter)
+    ).all()
+    for r in journal:
+        where = f"outlet {r.outlet_code} journal entry {r.counter}"
+        if r.outcome in ("redeemed", "replayed") and r.ledger_seq is None:
+            report.records.append(f"{where} is {r.outcome} but names no ledger entry")
+        if r.outcome == "void" and r.ledger_seq is not None:
+            report.records.append(f"{where} is void but names ledger entry {r.ledger_seq}")
+        if r.ledger_seq is None:
+            continue
+        if r.key_hash != key_hash(r.outlet_code, f"journal-{r.counter}") or r.redeemed_at != r.outlet_code:
+            report.records.append(f"{where} names ledger entry {r.ledger_seq}, which is not its redemption")
+    outcomes = {(r.outlet_code, int(r.counter)): r.outcome for r in journal}
+    for c in conn.execute(sa.select(offline_conflicts.c.outlet_code, offline_conflicts.c.counter)):
+        if outcomes.get((c.outlet_code, int(c.counter))) != "conflict":
+            report.records.append(
+                f"offline conflict of outlet {c.outlet_code} entry {c.counter} has no journal entry "
+                "in conflict"
+            )
 
 
 def _check_merges(conn: sa.Connection, entries: list[LedgerEntry], report: AuditReport) -> None:

@@ -434,3 +434,26 @@ def open_conflicts(engine: sa.Engine, outlet: str | None = None) -> list[sa.Row]
         if outlet is not None:
             query = query.where(offline_conflicts.c.outlet_code == outlet)
         return list(conn.execute(query))
+
+
+def settle_conflict(engine: sa.Engine, conflict_id: int, by: str, note: str) -> None:
+    """A person's settlement of an offline conflict (recovered, written off, …): recorded with
+    who and why; what was handed out and recorded does not change."""
+    who, why = by.strip(), note.strip()
+    if not who or len(who) > 100:
+        raise InvalidInput("settling a conflict needs the name of who settles it (at most 100 characters)")
+    if not why or len(why) > 500:
+        raise InvalidInput("settling a conflict needs a note of at most 500 characters saying how")
+    with transaction(engine) as conn:
+        row = conn.execute(
+            sa.select(offline_conflicts.c.status).where(offline_conflicts.c.id == conflict_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"there is no offline conflict {conflict_id}")
+        if row.status != "open":
+            raise Conflict(f"offline conflict {conflict_id} is already settled")
+        conn.execute(
+            offline_conflicts.update()
+            .where(offline_conflicts.c.id == conflict_id)
+            .values(status="settled", decided_by=who, decided_at=utc_now_iso(), note=why)
+        )
