@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from canasta.domain.card_token import (
     BadRevocationList,
+    CardExpired,
+    CardNotYetValid,
     RevocationList,
     card_from_scan,
     looks_like_card_code,
@@ -210,7 +212,15 @@ class OutletClient:
         if milli <= 0:
             raise InvalidInput("the quantity must be positive")
         scanned = looks_like_card_code(card_text)
-        card = card_from_scan(card_text, [self._issuer()], at.date()) if scanned else _typed(card_text)
+        dates = ""  # a card the outlet's own clock finds not yet or no longer valid
+        try:
+            card = card_from_scan(card_text, [self._issuer()], at.date()) if scanned else _typed(card_text)
+        except (CardNotYetValid, CardExpired) as out_of_date:
+            # The signature verified; the dates are the server's to judge online (the outlet's
+            # clock may be wrong), and refuse the card offline.
+            card, dates = _typed(card_text.split(".")[1]), out_of_date.message
+        except CanastaError as bad:
+            return RedeemResult("refused", None, card_text[:40], programme, milli, bad.message)
         revoked = self._revocations()
         status = revoked.status_of(card) if revoked is not None else None
         if status is not None:
@@ -246,7 +256,7 @@ class OutletClient:
         if answer is not None and 400 <= answer.status_code < 500 and answer.status_code not in (408, 429):
             self.journal.settle(counter, "void")
             return RedeemResult("refused", counter, card, programme, milli, _detail(answer))
-        return self._offline_redeem(counter, card, programme, milli, scanned, allowance, at.date())
+        return self._offline_redeem(counter, card, programme, milli, scanned, allowance, at.date(), dates)
 
     def _offline_redeem(
         self,
@@ -257,6 +267,7 @@ class OutletClient:
         scanned: bool,
         allowance: Allowance | None,
         today: date,
+        dates: str,
     ) -> RedeemResult:
         def refuse(why: str) -> RedeemResult:
             self.journal.settle(counter, "void")
@@ -264,6 +275,8 @@ class OutletClient:
 
         if not scanned:
             return refuse("scan the card's code; a typed card id cannot be checked without the server")
+        if dates:
+            return refuse(dates)
         if allowance is None:
             return refuse(f"{programme} cannot be redeemed offline at this outlet")
         if not allowance.starts_on <= today.isoformat() <= allowance.ends_on:
