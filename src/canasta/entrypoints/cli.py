@@ -1025,6 +1025,21 @@ def outlet_sync(directory: OutletDir = Path("canasta-outlet")) -> None:
         err.print(f"[yellow]The server has no journal entries {first} to {last}[/yellow].")
 
 
+@outlet_app.command("serve")
+def outlet_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    directory: OutletDir = Path("canasta-outlet"),
+) -> None:
+    """The cashier's page on http://127.0.0.1:PORT: redeem (online, or offline within the
+    allowance), see what waits to sync, sync now. It listens on this machine only."""
+    import uvicorn
+
+    from canasta.outlet.page import create_page
+
+    console.print(f"The cashier's page is on http://127.0.0.1:{port}/ (Ctrl-C stops it).")
+    uvicorn.run(create_page(directory), host="127.0.0.1", port=port, log_level="warning")
+
+
 @outlet_app.command("status")
 def outlet_status(directory: OutletDir = Path("canasta-outlet")) -> None:
     """What the journal holds and what waits to be synced."""
