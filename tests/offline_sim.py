@@ -7,7 +7,8 @@ step by step (redeem a scanned card, sync, lose or regain the network), resuming
 last finished step when restarted. It appends every redemption the cashier was told to hand
 out to ``DIR/acks.jsonl`` (flushed to disk) before moving on. Its clock is skewed by the
 plan's ``skew_seconds``. The network is a switch in ``DIR/net``; a step may carry ``die``,
-where the worker kills itself with SIGKILL: ``after-append`` (journal written, nothing sent),
+where the worker kills itself with SIGKILL (a ``lossy`` network lets requests reach the
+server and loses the answers): ``after-append`` (journal written, nothing sent),
 ``before-settle`` (the server answered, the journal not yet told), ``before-mark`` (the server
 took a sync batch, the journal not yet marked). The orchestrator also sends SIGKILL at
 random moments.
@@ -41,7 +42,8 @@ def make_plan(
         roll = rng.random()
         if roll < 0.15:
             down = not down
-            plan.append({"op": "down" if down else "up"})
+            # down: nothing gets through; lossy: requests reach the server, answers are lost
+            plan.append({"op": rng.choice(("down", "lossy")) if down else "up"})
         elif roll < 0.3:
             step: dict[str, Any] = {"op": "sync"}
             if rng.random() < 0.2:
@@ -68,9 +70,14 @@ class _Switch(httpx.BaseTransport):
         self.inner = httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.flag.exists() and self.flag.read_text() == "down":
+        state = self.flag.read_text() if self.flag.exists() else "up"
+        if state == "down":
             raise httpx.ConnectError("partitioned", request=request)
-        return self.inner.handle_request(request)
+        answer = self.inner.handle_request(request)
+        if state == "lossy":
+            answer.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return answer
 
 
 def _durable_write(path: Path, text: str) -> None:
@@ -109,7 +116,7 @@ def work(directory: Path) -> None:
             die = None  # each planned death happens once; the step then runs through
         elif die:
             _durable_write(marker, die)
-        if step["op"] in ("down", "up"):
+        if step["op"] in ("down", "lossy", "up"):
             _durable_write(net, step["op"])
         elif step["op"] == "sync":
             if die == "before-mark":

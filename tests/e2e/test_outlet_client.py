@@ -62,7 +62,7 @@ def test_an_outlet_serves_online_then_offline_and_syncs_once_back(
 
     network.down = True
     served = outlet.redeem(code, "fuel", "8")
-    assert served.mode == "offline" and served.message.startswith("OFFLINE")
+    assert served.mode == "offline" and served.message.startswith("OFFLINE") and served.remaining == "2"
     capped = outlet.redeem(code, "fuel", "3")  # 8 + 3 > the 10 L offline cap
     assert capped.mode == "refused" and "may take 2 litre more" in capped.message
     typed = outlet.redeem(car, "fuel", "1")

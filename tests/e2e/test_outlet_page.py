@@ -55,6 +55,7 @@ def test_a_cashier_redeems_online_and_offline_from_the_page(
     assert "DO NOT HAND OUT" in typed.text and "scan the card" in typed.text
     served = page.post("/redeem", data={"card": code, "programme": "fuel", "quantity": "2", "csrf": csrf})
     assert "HAND OUT 2 fuel" in served.text and "OFFLINE: recorded here" in served.text
+    assert "8 more may be taken offline here this cycle" in served.text
     assert "Not synced" in page.post("/sync", data={"csrf": csrf}).text
 
     network.down = False

@@ -1003,7 +1003,12 @@ def outlet_redeem(
     if result.mode == "refused":
         err.print(f"[red]Do not hand out[/red] {shown}: {result.message}.")
         raise typer.Exit(1)
-    left = f"; {result.remaining} left" if result.remaining is not None else ""
+    if result.remaining is None:
+        left = ""
+    elif result.mode == "offline":
+        left = f"; {result.remaining} more may be taken offline here this cycle"
+    else:
+        left = f"; {result.remaining} left"
     colour = "green" if result.mode == "online" else "yellow"
     console.print(f"[{colour}]Hand out[/{colour}] {shown} (journal {result.counter}, {result.mode}{left}).")
     if result.mode == "offline":

@@ -293,6 +293,7 @@ class OutletClient:
         except OfflineLimit as limit:
             return refuse(limit.message)
         self.journal.settle(counter, "offline")
+        left = allowance.card_cap(None) - self.journal.offline_spent(card, programme, allowance.cycle_id)
         return RedeemResult(
             "offline",
             counter,
@@ -300,6 +301,8 @@ class OutletClient:
             programme,
             milli,
             "OFFLINE: recorded here; it reaches the server at the next sync",
+            # What this outlet knows of the balance offline: what the card may still take here.
+            format_milli(max(left, 0)),
         )
 
     # -- syncing ----------------------------------------------------------------------------

@@ -109,7 +109,12 @@ def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
         what = f"{escape(format_milli(result.quantity))} {escape(programme)}"
         if result.mode == "refused":
             return page(banner("stop", f"DO NOT HAND OUT {what}: {escape(result.message)}"))
-        left = f" · {escape(result.remaining)} left this cycle" if result.remaining is not None else ""
+        if result.remaining is None:
+            left = ""
+        elif result.mode == "offline":
+            left = f" · {escape(result.remaining)} more may be taken offline here this cycle"
+        else:
+            left = f" · {escape(result.remaining)} left this cycle"
         note = " · OFFLINE: recorded here, synced later" if result.mode == "offline" else ""
         return page(
             banner("go", f"HAND OUT {what} to card {escape(format_card_id(result.card))}{left}{note}")
