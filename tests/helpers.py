@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -76,3 +76,10 @@ def build_world(engine: sa.Engine, households: int = 4, vehicles: int = 3) -> Wo
         ],
     )
     return world
+
+
+def fuel_cycle_around_today(engine: sa.Engine) -> None:
+    """Close the world's fuel cycle and open one that began yesterday, so an outlet's clock
+    (skewed by up to half a day in the simulation) is inside it whatever the date."""
+    programme_service.close_cycle(engine, "fuel")
+    programme_service.open_cycle(engine, "fuel", date.today() - timedelta(days=1))

@@ -199,7 +199,6 @@ def check(
 
     from canasta.adapters.tables import offline_conflicts, outlet_journal, redemptions
     from canasta.domain.redemption import key_hash
-    from canasta.service.offline import BEYOND_BALANCE
 
     problems: list[str] = []
     acknowledged = offline_count = synced = 0
@@ -233,6 +232,13 @@ def check(
             missing = sorted(set(range(1, highest + 1)) - set(server))
             if missing:
                 problems.append(f"{outlet}: the server lacks journal entries {missing[:5]}")
+            for counter, found in server.items():  # nothing is counted for an entry handed out never
+                if found.outcome == "void" and conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        redemptions.c.key_hash == key_hash(outlet, f"journal-{counter}")
+                    )
+                ):
+                    problems.append(f"{outlet}: void entry {counter} has a redemption")
             acks_file = directory / "acks.jsonl"
             acks = (
                 [json.loads(line) for line in acks_file.read_text().splitlines()]
@@ -260,7 +266,7 @@ def check(
                     )
                 ).first()
                 recorded = int(counted[1]) + (int(conflict.shortfall) if conflict is not None else 0)
-                if counted[0] > 1 or recorded != int(ack["qty"]):
+                if recorded != int(ack["qty"]):
                     problems.append(
                         f"{outlet}: acknowledged entry {ack['counter']} of {ack['qty']} is recorded as "
                         f"{recorded} in {counted[0]} redemptions"
@@ -270,7 +276,6 @@ def check(
             sa.select(
                 offline_conflicts.c.card_id, offline_conflicts.c.shortfall, offline_conflicts.c.outlet_code
             ).where(
-                offline_conflicts.c.reason == BEYOND_BALANCE,
                 offline_conflicts.c.outlet_code.in_(
                     [json.loads((d / "plan.json").read_text())["outlet"] for d in directories]
                 ),

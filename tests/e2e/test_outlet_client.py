@@ -14,7 +14,7 @@ from canasta.service import offline
 from canasta.service.card_tokens import card_payload
 from canasta.service.cards import card_balance
 from canasta.service.transparency import keyring_of
-from tests.helpers import World
+from tests.helpers import World, fuel_cycle_around_today
 
 
 class Network(httpx.BaseTransport):
@@ -49,6 +49,7 @@ def fuel_left(engine: sa.Engine, card: str) -> int:
 def test_an_outlet_serves_online_then_offline_and_syncs_once_back(
     engine: sa.Engine, world: World, network: Network, tmp_path: Path
 ) -> None:
+    fuel_cycle_around_today(engine)
     offline.set_offline_share(engine, "fuel", "0.25")  # 10 L of a 40 L entitlement
     offline.set_daily_cap(engine, "fs-1", "fuel", "100")
     outlet = outlet_client(tmp_path / "outlet", world, network)

@@ -15,19 +15,24 @@ from canasta.service import offline
 from canasta.service.card_tokens import card_payload
 from canasta.service.transparency import keyring_of
 from tests.e2e.test_outlet_client import Network
-from tests.helpers import World
+from tests.helpers import World, fuel_cycle_around_today
 
 
 def test_a_cashier_redeems_online_and_offline_from_the_page(
     client: TestClient, engine: sa.Engine, world: World, tmp_path: Path
 ) -> None:
+    fuel_cycle_around_today(engine)
     offline.set_offline_share(engine, "fuel", "0.25")
     offline.set_daily_cap(engine, "fs-1", "fuel", "100")
     network = Network(client._transport)
     http = httpx.Client(base_url="http://testserver", transport=network)
     OutletClient.enrol(tmp_path / "outlet", "http://testserver", "fs-1", world.tokens["fs-1"], http).close()
     page = TestClient(
-        create_page(tmp_path / "outlet", httpx.Client(base_url="http://testserver", transport=network))
+        create_page(
+            tmp_path / "outlet",
+            httpx.Client(base_url="http://testserver", transport=network),
+            ("testserver",),
+        )
     )
     car = next(iter(world.vehicle_cards.values()))
     code = card_payload(engine, keyring_of(engine), car)
@@ -37,27 +42,47 @@ def test_a_cashier_redeems_online_and_offline_from_the_page(
     assert (
         "script" not in home.text.lower() and "default-src 'none'" in home.headers["content-security-policy"]
     )
-    found = re.search(r'name="csrf" value="([^"]+)"', home.text)
-    assert found is not None
-    csrf = found[1]
+    csrf, once = fields(home.text)
     assert page.post("/redeem", data={"card": car, "programme": "fuel", "quantity": "5"}).status_code == 403
+    assert page.get("/", headers={"host": "rebound.example"}).status_code == 400  # DNS rebinding
 
-    done = page.post("/redeem", data={"card": car, "programme": "fuel", "quantity": "5", "csrf": csrf})
-    assert "HAND OUT 5 fuel" in done.text and "35 left this cycle" in done.text
-    hostile = page.post(
-        "/redeem", data={"card": "<script>x</script>", "programme": "fuel", "quantity": "1", "csrf": csrf}
+    def redeem(card: str, quantity: str) -> str:
+        nonlocal once
+        answer = page.post(
+            "/redeem",
+            data={"card": card, "programme": "fuel", "quantity": quantity, "csrf": csrf, "once": once},
+        )
+        text: str = answer.text
+        sent, once = once, fields(text)[1]
+        assert sent != once
+        return text
+
+    first_once = once
+    done = redeem(car, "5")
+    assert "HAND OUT 5 fuel" in done and "35 left this cycle" in done
+    again = page.post(
+        "/redeem", data={"card": car, "programme": "fuel", "quantity": "5", "csrf": csrf, "once": first_once}
     )
-    assert "DO NOT HAND OUT" in hostile.text and "<script>x" not in hostile.text
+    assert "already sent" in again.text  # a double click records nothing more
+    hostile = redeem("<script>x</script>", "1")
+    assert "DO NOT HAND OUT" in hostile and "<script>x" not in hostile
 
     network.down = True
     assert "OFFLINE" in page.get("/").text
-    typed = page.post("/redeem", data={"card": car, "programme": "fuel", "quantity": "2", "csrf": csrf})
-    assert "DO NOT HAND OUT" in typed.text and "scan the card" in typed.text
-    served = page.post("/redeem", data={"card": code, "programme": "fuel", "quantity": "2", "csrf": csrf})
-    assert "HAND OUT 2 fuel" in served.text and "OFFLINE: recorded here" in served.text
-    assert "8 more may be taken offline here this cycle" in served.text
+    typed = redeem(car, "2")
+    assert "DO NOT HAND OUT" in typed and "scan the card" in typed
+    served = redeem(code, "2")
+    assert "HAND OUT 2 fuel" in served and "OFFLINE: recorded here" in served
+    assert "8 more may be taken offline here this cycle" in served
     assert "Not synced" in page.post("/sync", data={"csrf": csrf}).text
 
     network.down = False
     synced = page.post("/sync", data={"csrf": csrf})
     assert "Synced 3" in synced.text and "0 journal entries waiting" in synced.text
+
+
+def fields(text: str) -> tuple[str, str]:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text)
+    once = re.search(r'name="once" value="([^"]+)"', text)
+    assert csrf is not None and once is not None
+    return csrf[1], once[1]

@@ -31,7 +31,7 @@ from canasta.service import outlets as outlet_service
 from canasta.service.audit import run_audit
 from canasta.service.card_tokens import card_payload
 from canasta.service.transparency import keyring_of
-from tests.helpers import build_world
+from tests.helpers import build_world, fuel_cycle_around_today
 from tests.offline_sim import check, heal, make_plan
 
 OUTLETS = 20
@@ -100,6 +100,7 @@ def test_outlets_partitioned_killed_and_skewed_lose_nothing_and_stay_within_the_
     run = _ran[database_url] = _ran.get(database_url, 0) + 1
     if run == 1:
         build_world(engine, households=2, vehicles=30)
+        fuel_cycle_around_today(engine)
         offline.set_offline_share(engine, "fuel", SHARE)
     rng = random.Random(seed)
     codes = [f"sim{run}-{n:02d}" for n in range(OUTLETS)]
@@ -165,5 +166,7 @@ def test_outlets_partitioned_killed_and_skewed_lose_nothing_and_stay_within_the_
         f"total {finding.total_over} (bound {finding.total_bound}), in thousandths of a litre"
     )
     assert not finding.problems, f"seed {seed}: {finding.problems[:10]}"
+    # The schedule must have exercised what it checks: offline service, and over-redemption.
+    assert finding.offline > 0, f"seed {seed}: no redemption was served offline"
     report = run_audit(engine)
     assert report.ok, f"seed {seed}: {report.problems[:5]}"

@@ -196,3 +196,12 @@ def test_the_audit_names_a_synced_entry_that_does_not_match_its_redemption(engin
     assert any(
         "offline conflict of outlet fs-1 entry 2 has no journal entry in conflict" in p for p in problems
     )
+
+
+def test_the_audit_names_a_redemption_that_arrived_after_its_entry_was_synced_void(engine: sa.Engine) -> None:
+    world = enrolled(engine)
+    car = next(iter(world.vehicle_cards.values()))
+    void = sign_entry(JournalEntry("fs-1", 1, car, "fuel", 3_000, AT, void=True), KEY)
+    assert offline.sync(engine, "fs-1", [void]).outcomes[0].outcome == "void"
+    SqlRedemptionStore(engine).run_batch([RedeemQuota(car, "fuel", 3_000, "fs-1", "journal-1")], lambda: AT)
+    assert any("synced as void, but a redemption" in p for p in run_audit(engine).problems)

@@ -393,7 +393,7 @@ outlet_journal = sa.Table(
     sa.Column("counter", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("signature", sa.String(100), nullable=False),
-    sa.Column("card_id", sa.String(16), nullable=False),
+    sa.Column("card_id", sa.String(40), nullable=False),
     sa.Column("programme", sa.String(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("void", sa.Boolean, nullable=False),
@@ -414,7 +414,7 @@ offline_conflicts = sa.Table(
     sa.Column("id", Id, primary_key=True, autoincrement=True),
     sa.Column("outlet_code", sa.String(64), nullable=False),
     sa.Column("counter", sa.BigInteger, nullable=False),
-    sa.Column("card_id", sa.String(16), nullable=False),
+    sa.Column("card_id", sa.String(40), nullable=False),
     sa.Column("programme", sa.String(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     # What the balance allowed and was recorded as a redemption, and what is left over.

@@ -88,10 +88,15 @@ class JournalEntry:
             ) from None
 
 
+#: The longest value each text field may hold (as the server's columns do).
+_LONGEST = {"outlet": 64, "card": 40, "programme": 64, "recorded_at": 32}
+
+
 def _text(data: dict[str, Any], name: str, where: str) -> str:
     value = data.get(name)
-    if not isinstance(value, str) or not value or len(value) > 200:
-        raise InvalidInput(f"{where}: {name!r} must be a non-empty string of at most 200 characters")
+    longest = _LONGEST[name]
+    if not isinstance(value, str) or not value or len(value) > longest:
+        raise InvalidInput(f"{where}: {name!r} must be a non-empty string of at most {longest} characters")
     return value
 
 

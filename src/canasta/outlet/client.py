@@ -76,8 +76,19 @@ class SyncSummary:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
+    _replace(path, data)
     os.chmod(path, 0o600)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file, flushed to disk, then
+    moved into place (a process killed mid-write leaves the old file)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
 
 
 class OutletClient:
@@ -141,12 +152,12 @@ class OutletClient:
     def _store_offline(self, answer: httpx.Response) -> None:
         body = answer.json()
         body["fetched_at"] = datetime.now(UTC).isoformat()
-        (self.directory / "offline.json").write_text(json.dumps(body, indent=2), encoding="utf-8")
+        _replace(self.directory / "offline.json", json.dumps(body, indent=2).encode("utf-8"))
 
     def _fetch_revocations(self) -> None:
         note = self._call("GET", "/api/v1/cards/revocations").text
         read_revocations(note, [self._issuer()])  # refuse to keep one that does not verify
-        (self.directory / "revocations.txt").write_text(note, encoding="utf-8")
+        _replace(self.directory / "revocations.txt", note.encode("utf-8"))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -248,8 +259,27 @@ class OutletClient:
         except httpx.HTTPError:
             answer = None
         if answer is not None and answer.status_code in (200, 201):
+            try:
+                receipt = answer.json()
+                remaining = receipt.get("remaining")
+                fits = receipt.get("outlet") == self.code and to_milli(str(receipt.get("quantity"))) == milli
+            except (ValueError, AttributeError, CanastaError):
+                fits, remaining = False, None
+            if answer.headers.get("idempotent-replayed") == "true" or not fits:
+                # The server already had this journal key (a journal restored from a backup
+                # or copied to a second till reuses counters), or the answer is not a receipt
+                # of this redemption: nothing may be handed out on it.
+                self.journal.settle(counter, "void")
+                return RedeemResult(
+                    "refused",
+                    counter,
+                    card,
+                    programme,
+                    milli,
+                    f"the server's answer is not a new receipt for journal entry {counter}; "
+                    "this outlet's journal may have been restored or copied: call support",
+                )
             self.journal.settle(counter, "online")
-            remaining = answer.json().get("remaining")
             return RedeemResult(
                 "online", counter, card, programme, milli, "recorded by the server", remaining
             )
@@ -277,6 +307,8 @@ class OutletClient:
             return refuse("scan the card's code; a typed card id cannot be checked without the server")
         if dates:
             return refuse(dates)
+        if self._revocations() is None:
+            return refuse("no verified list of withdrawn cards is kept here; sync while online first")
         if allowance is None:
             return refuse(f"{programme} cannot be redeemed offline at this outlet")
         if not allowance.starts_on <= today.isoformat() <= allowance.ends_on:

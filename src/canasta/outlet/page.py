@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Form
 from fastapi.responses import HTMLResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from canasta.domain.errors import CanastaError
 from canasta.domain.model import format_card_id
@@ -37,10 +38,18 @@ button{font-size:1.1rem;padding:.5rem 1.2rem;margin-top:.8rem}
 _POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
 
 
-def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
+def create_page(
+    directory: Path, http: httpx.Client | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> FastAPI:
     client = OutletClient(directory, http)
     token = secrets.token_urlsafe(24)
     app = FastAPI(title="canasta outlet", docs_url=None, redoc_url=None, openapi_url=None)
+    # Only this machine's names: a hostile site whose name resolves to 127.0.0.1 (DNS
+    # rebinding) is refused before it can read the form token.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
+    # Each redemption form may be sent once: a double click or a reload's "send again" must
+    # not record a second redemption.
+    unsent: set[str] = set()
 
     def reachable() -> bool:
         try:
@@ -66,7 +75,7 @@ def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
 <p>{state} · {waiting} journal entries waiting to sync</p></header>
 <main>{result}
 <form method="post" action="/redeem">
-<input type="hidden" name="csrf" value="{token}">
+<input type="hidden" name="csrf" value="{token}"><input type="hidden" name="once" value="{fresh()}">
 <label for="card">Card (scan the code, or type the id)</label>
 <input id="card" name="card" required autofocus autocomplete="off">
 <label for="programme">Programme</label>
@@ -86,6 +95,13 @@ def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
             },
         )
 
+    def fresh() -> str:
+        once = secrets.token_urlsafe(12)
+        if len(unsent) > 10_000:
+            unsent.clear()
+        unsent.add(once)
+        return once
+
     def checked(csrf: str) -> bool:
         return hmac.compare_digest(csrf.encode(), token.encode())
 
@@ -98,10 +114,19 @@ def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
 
     @app.post("/redeem", response_class=HTMLResponse)
     def redeem(
-        card: str = Form(...), programme: str = Form(...), quantity: str = Form(...), csrf: str = Form("")
+        card: str = Form(...),
+        programme: str = Form(...),
+        quantity: str = Form(...),
+        csrf: str = Form(""),
+        once: str = Form(""),
     ) -> HTMLResponse:
         if not checked(csrf):
             return HTMLResponse("This form is out of date; reload the page.", status_code=403)
+        if once not in unsent:
+            return page(
+                banner("stop", "This form was already sent: see the journal, nothing was redeemed again.")
+            )
+        unsent.discard(once)
         try:
             result = client.redeem(card.strip(), programme.strip(), quantity.strip())
         except CanastaError as bad:
@@ -126,6 +151,7 @@ def create_page(directory: Path, http: httpx.Client | None = None) -> FastAPI:
             return HTMLResponse("This form is out of date; reload the page.", status_code=403)
         try:
             summary = client.sync()
+            client.refresh()
         except OutletError as down:
             return page(banner("stop", f"Not synced: {escape(down.message)}"))
         parts = ", ".join(f"{n} {escape(k)}" for k, n in sorted(summary.outcomes.items())) or "nothing new"

@@ -139,6 +139,19 @@ def _check_outlet_journals(conn: sa.Connection, report: AuditReport) -> None:
             continue
         if r.key_hash != key_hash(r.outlet_code, f"journal-{r.counter}") or r.redeemed_at != r.outlet_code:
             report.records.append(f"{where} names ledger entry {r.ledger_seq}, which is not its redemption")
+    # An online request that arrived after its entry was synced as void (a late answer the
+    # outlet had given up on) would count goods never handed out.
+    void_keys = {key_hash(r.outlet_code, f"journal-{r.counter}"): r for r in journal if r.outcome == "void"}
+    wanted = sorted(void_keys)
+    for start in range(0, len(wanted), CHUNK):
+        for late in conn.scalars(
+            sa.select(redemptions.c.key_hash).where(redemptions.c.key_hash.in_(wanted[start : start + CHUNK]))
+        ):
+            r = void_keys[str(late)]
+            report.records.append(
+                f"outlet {r.outlet_code} journal entry {r.counter} was synced as void, but a redemption "
+                "under its key was recorded"
+            )
     outcomes = {(r.outlet_code, int(r.counter)): r.outcome for r in journal}
     for c in conn.execute(sa.select(offline_conflicts.c.outlet_code, offline_conflicts.c.counter)):
         if outcomes.get((c.outlet_code, int(c.counter))) != "conflict":

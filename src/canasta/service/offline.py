@@ -191,6 +191,9 @@ def sync(
     if len(entries) > MAX_BATCH:
         raise InvalidInput(f"a sync carries at most {MAX_BATCH} journal entries, not {len(entries)}")
     with transaction(engine) as conn:
+        # The ledger lock first: a retried sync that overlaps one still running then sees
+        # what the first one stored, instead of taking the same counters for new.
+        ledger_repo.lock_head(conn)
         key_text = conn.scalar(sa.select(outlet_keys.c.public_key).where(outlet_keys.c.outlet_code == outlet))
         if key_text is None:
             raise Conflict(f"outlet {outlet!r} has not enrolled a journal key; run 'canasta outlet enrol'")
@@ -257,7 +260,7 @@ def _apply(
     """Redeem ``fresh`` (in counter order) in one batch under the ledger lock: each entry
     gets what its balance still allows after the entries before it, and the rest of it is a
     conflict. An entry whose key was already redeemed online is sent as it was (a retry)."""
-    ledger_repo.lock_head(conn)  # balances cannot move between reading and redeeming
+    # Under the ledger lock (taken by ``sync``): balances cannot move between reading and redeeming.
     commands = {s.entry.counter: _command(s) for s in fresh}
     known = _redeemed_keys(conn, [c.key_hash() for c in commands.values()])
     outcomes: dict[int, EntryOutcome] = {}
@@ -286,7 +289,7 @@ def _apply(
         if commands[e.counter].key_hash() in known:
             planned[e.counter] = e.quantity  # already redeemed online: answered as a retry
             continue
-        slot = (e.card_id, e.programme)
+        slot = (_card(e.card_id), e.programme)
         balance = left.get(slot)
         if balance is None:  # no entitlement found: let the redemption say why
             planned[e.counter] = e.quantity
@@ -323,7 +326,7 @@ def _apply(
                 "counter": s.entry.counter,
                 "fingerprint": s.entry.fingerprint(),
                 "signature": s.as_dict()["signature"],
-                "card_id": s.entry.card_id,
+                "card_id": _card(s.entry.card_id),
                 "programme": s.entry.programme,
                 "quantity": s.entry.quantity,
                 "void": s.entry.void,
@@ -344,7 +347,7 @@ def _apply(
                 {
                     "outlet_code": outlet,
                     "counter": o.counter,
-                    "card_id": by_counter[o.counter].card_id,
+                    "card_id": _card(by_counter[o.counter].card_id),
                     "programme": by_counter[o.counter].programme,
                     "quantity": by_counter[o.counter].quantity,
                     "applied": o.applied,
@@ -365,10 +368,10 @@ def _balances(conn: sa.Connection, entries: list[SignedEntry]) -> dict[tuple[str
     found: dict[tuple[str, str], int | None] = {}
     for signed in entries:
         e = signed.entry
-        slot = (e.card_id, e.programme)
+        card_id = _card(e.card_id)
+        slot = (card_id, e.programme)
         if slot in found:
             continue
-        card_id = _card(e.card_id)
         row = conn.execute(
             sa.select(entitlements.c.quantity, entitlements.c.redeemed)
             .select_from(
@@ -445,15 +448,15 @@ def settle_conflict(engine: sa.Engine, conflict_id: int, by: str, note: str) -> 
     if not why or len(why) > 500:
         raise InvalidInput("settling a conflict needs a note of at most 500 characters saying how")
     with transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(offline_conflicts.c.status).where(offline_conflicts.c.id == conflict_id)
-        ).first()
-        if row is None:
-            raise NotFound(f"there is no offline conflict {conflict_id}")
-        if row.status != "open":
-            raise Conflict(f"offline conflict {conflict_id} is already settled")
-        conn.execute(
+        settled = conn.execute(
             offline_conflicts.update()
-            .where(offline_conflicts.c.id == conflict_id)
+            .where(offline_conflicts.c.id == conflict_id, offline_conflicts.c.status == "open")
             .values(status="settled", decided_by=who, decided_at=utc_now_iso(), note=why)
-        )
+        ).rowcount
+        if not settled:
+            exists = conn.scalar(
+                sa.select(offline_conflicts.c.id).where(offline_conflicts.c.id == conflict_id)
+            )
+            if exists is None:
+                raise NotFound(f"there is no offline conflict {conflict_id}")
+            raise Conflict(f"offline conflict {conflict_id} is already settled")
