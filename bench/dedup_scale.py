@@ -37,28 +37,16 @@ from typing import Any
 from canasta.linkage.generator import generate_registry
 from canasta.linkage.metrics import Scores, pairwise_from_links, pairwise_scores
 from canasta.linkage.model import deduplicate
+from canasta.registry.registrations import REGISTRATION_COLUMNS
 
 LIMIT_SECONDS = 300.0
 LIMIT_BYTES = 8 * 1024**3
-COLUMNS = (
-    "registration_id",
-    "given_names",
-    "family_name",
-    "second_family_name",
-    "sex",
-    "date_of_birth",
-    "region",
-    "municipality",
-    "address",
-    "phone",
-    "household_ref",
-)
 CANASTA = [sys.executable, "-m", "canasta"]
 
 
 def write_csv(rows: Sequence[dict[str, str]], path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(out, REGISTRATION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -25,30 +25,17 @@ from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.linkage.generator import generate_registry
 from canasta.linkage.metrics import pairwise_scores
 from canasta.linkage.model import JOINS_APART, Deduplication, ScoredPair, Thresholds
+from canasta.registry.registrations import REGISTRATION_COLUMNS
 from canasta.service import dedup
 from canasta.service import programmes as programme_service
 from canasta.service.audit import run_audit
 from canasta.service.registry import import_registrations_file
 from tests.helpers import build_world
 
-COLUMNS = (
-    "registration_id",
-    "given_names",
-    "family_name",
-    "second_family_name",
-    "sex",
-    "date_of_birth",
-    "region",
-    "municipality",
-    "address",
-    "phone",
-    "household_ref",
-)
-
 
 def write_registrations(path: Path, rows: list[dict[str, str]]) -> Path:
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(out, REGISTRATION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return path

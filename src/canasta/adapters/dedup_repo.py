@@ -122,6 +122,11 @@ def merge_many(conn: sa.Connection, pairs: Sequence[tuple[int, int]]) -> None:
         )
 
 
+def insert_merge(conn: sa.Connection, row: Mapping[str, Any]) -> int:
+    """One merge's record; returns its id."""
+    return int(conn.execute(person_merges.insert().values(**row).returning(person_merges.c.id)).scalar_one())
+
+
 def insert_merges(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     for start in range(0, len(rows), CHUNK):
         conn.execute(person_merges.insert(), list(rows[start : start + CHUNK]))

@@ -117,18 +117,23 @@ def _root(
         raise typer.Exit()
 
 
-@contextmanager
-def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar for long work; the work reports ``(done, total)`` rows as it goes
-    (until it does, the bar pulses: reading and checking come before storing)."""
-    with Progress(
+def _progress() -> Progress:
+    """The progress display of long work: what it is doing, a bar, how far, how long."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-    ) as progress:
+    )
+
+
+@contextmanager
+def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long work; the work reports ``(done, total)`` rows as it goes
+    (until it does, the bar pulses: reading and checking come before storing)."""
+    with _progress() as progress:
         task = progress.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:
@@ -267,14 +272,7 @@ def registry_dedup(
     except ValueError as bad:
         raise CanastaError(f"--upper {upper} --lower {lower}: {bad}") from None
     engine = _engine(db)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _progress() as bar:
         task = bar.add_task("Deduplicating", total=len(_STAGES))
 
         def stage(name: str) -> None:

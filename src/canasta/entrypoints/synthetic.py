@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from canasta.domain.model import Outlet, OutletKind, Vehicle
+from canasta.registry.registrations import REGISTRATION_COLUMNS
 
 #: What the synthetic registry declares: each attribute with its need category and purpose.
 SCHEMA = """\
@@ -83,21 +84,7 @@ step = 0.5
 
 #: Columns of the demo's registrations file: the registration format and the declared
 #: attributes of households (monthly_income) and people (disabled).
-REGISTRATION_FILE_COLUMNS = (
-    "registration_id",
-    "given_names",
-    "family_name",
-    "second_family_name",
-    "sex",
-    "date_of_birth",
-    "region",
-    "municipality",
-    "address",
-    "phone",
-    "household_ref",
-    "monthly_income",
-    "disabled",
-)
+REGISTRATION_FILE_COLUMNS = (*REGISTRATION_COLUMNS, "monthly_income", "disabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +112,7 @@ def registrations(households: int, seed: int, today: date) -> Registrations:
             income[ref] = "" if rng.random() < 0.05 else f"{rng.lognormvariate(6.8, 0.6):.1f}"
         rows.append(
             {
-                **{c: row.get(c, "") for c in REGISTRATION_FILE_COLUMNS[:11]},
+                **{c: row.get(c, "") for c in REGISTRATION_COLUMNS},
                 "monthly_income": income[ref],
                 "disabled": "true" if rng.random() < 0.04 else "false",
             }

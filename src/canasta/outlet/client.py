@@ -40,7 +40,7 @@ from canasta.domain.card_token import (
     read_revocations,
 )
 from canasta.domain.errors import CanastaError, InvalidInput
-from canasta.domain.model import format_card_id
+from canasta.domain.model import format_card_id, normalise_card_id
 from canasta.domain.offline import Allowance, OfflineLimit, public_key_text
 from canasta.domain.quantity import format_milli, to_milli
 from canasta.domain.signed_note import Verifier
@@ -168,6 +168,13 @@ class OutletClient:
             raise OutletError(f"the server refused {method} {path}: {_detail(answer)}")
         return answer
 
+    def reachable(self) -> bool:
+        """Whether the server answers now (the cashier's page shows ONLINE or OFFLINE)."""
+        try:
+            return self._http.get("/api/v1/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
     # -- what offline service knows ---------------------------------------------------------
 
     def _offline(self) -> dict[str, Any]:
@@ -225,11 +232,11 @@ class OutletClient:
         scanned = looks_like_card_code(card_text)
         dates = ""  # a card the outlet's own clock finds not yet or no longer valid
         try:
-            card = card_from_scan(card_text, [self._issuer()], at.date()) if scanned else _typed(card_text)
+            card = card_from_scan(card_text, [self._issuer()], at.date())  # a typed id, or a code checked
         except (CardNotYetValid, CardExpired) as out_of_date:
             # The signature verified; the dates are the server's to judge online (the outlet's
             # clock may be wrong), and refuse the card offline.
-            card, dates = _typed(card_text.split(".")[1]), out_of_date.message
+            card, dates = normalise_card_id(card_text.split(".")[1]), out_of_date.message
         except CanastaError as bad:
             return RedeemResult("refused", None, card_text[:40], programme, milli, bad.message)
         revoked = self._revocations()
@@ -380,12 +387,6 @@ class OutletClient:
     def close(self) -> None:
         self.journal.close()
         self._http.close()
-
-
-def _typed(text: str) -> str:
-    from canasta.domain.model import normalise_card_id
-
-    return normalise_card_id(text)
 
 
 def _detail(answer: httpx.Response) -> str:

@@ -51,14 +51,8 @@ def create_page(
     # not record a second redemption.
     unsent: set[str] = set()
 
-    def reachable() -> bool:
-        try:
-            return client._http.get("/api/v1/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def page(result: str = "") -> HTMLResponse:
-        online = reachable()
+        online = client.reachable()
         waiting = client.journal.counts().get("waiting", 0)
         programmes = [a["programme"] for a in client.status()["allowances"]]
         options = "".join(f'<option value="{escape(p)}">' for p in programmes)

@@ -418,23 +418,20 @@ def _record_merge(
         now,
     )
     seq = sealed.entries[0].seq
-    dedup_repo.insert_merges(
+    merge_id = dedup_repo.insert_merge(
         conn,
-        [
-            {
-                "kept_id": kept,
-                "merged_id": gone,
-                "run_id": None,
-                "review_id": review_id,
-                "match_probability": probability,
-                "decided_by": by,
-                "decided_at": now,
-                "ledger_seq": seq,
-            }
-        ],
+        {
+            "kept_id": kept,
+            "merged_id": gone,
+            "run_id": None,
+            "review_id": review_id,
+            "match_probability": probability,
+            "decided_by": by,
+            "decided_at": now,
+            "ledger_seq": seq,
+        },
     )
-    merge_id = conn.scalar(sa.text("SELECT max(id) FROM person_merges WHERE ledger_seq = :s"), {"s": seq})
-    return int(merge_id), seq
+    return merge_id, seq
 
 
 @dataclass(frozen=True, slots=True)
