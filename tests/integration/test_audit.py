@@ -47,7 +47,11 @@ TAMPERING = {
         "entry 6: content was changed",
     ),
     "rewritten hash": (
-        sql("UPDATE ledger_entries SET entry_hash = 'ab' || substr(entry_hash, 3) WHERE seq = 8"),
+        # Always a change: a hash that already began with "ab" would be left as it was.
+        sql(
+            "UPDATE ledger_entries SET entry_hash = CASE WHEN substr(entry_hash, 1, 2) = 'ab' THEN 'cd'"
+            " ELSE 'ab' END || substr(entry_hash, 3) WHERE seq = 8"
+        ),
         "entry 8: content was changed",
     ),
     "deleted entry": (sql("DELETE FROM ledger_entries WHERE seq = 6"), "entry 6: entry 6 is missing"),
