@@ -429,3 +429,100 @@ offline_conflicts = sa.Table(
     sa.UniqueConstraint("outlet_code", "counter"),
     sa.CheckConstraint("status IN ('open', 'settled')", name="status"),
 )
+
+# -- people's side: staff accounts, sessions, PINs, the access log, appeals -----------------
+
+#: Staff who sign in to the staff pages. ``role`` is one of canasta.service.authz.Role.
+staff_users = sa.Table(
+    "staff_users",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(24), nullable=False),
+    # argon2id, in the PHC string format.
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    # Failed sign-ins since the last success, and until when sign-in is refused.
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", Timestamp),
+    sa.CheckConstraint(
+        "role IN ('registrar', 'reviewer', 'programme_officer', 'outlet_manager', 'auditor', 'admin')",
+        name="role",
+    ),
+)
+
+#: The PIN a card holder signs in to the portal with, set when the card is issued.
+card_pins = sa.Table(
+    "card_pins",
+    metadata,
+    sa.Column("card_id", sa.String(16), sa.ForeignKey("cards.id"), primary_key=True),
+    sa.Column("pin_hash", sa.String(200), nullable=False),
+    sa.Column("set_at", Timestamp, nullable=False),
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", Timestamp),
+)
+
+#: Signed-in sessions of the staff pages and the portal. Only a hash of the session's
+#: token is kept, so a copy of this table opens no session.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    # The staff user's id, or the card id for the portal.
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.CheckConstraint("kind IN ('staff', 'portal')", name="kind"),
+    sa.Index("ix_web_sessions_subject", "kind", "subject"),
+)
+
+#: Every read of a household's record by someone other than its members (DESIGN.md
+#: invariant 6): who, in what role, when, and the purpose they stated. Rows are only ever
+#: added; the household's members see them in the portal.
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False),
+    # 'staff' (a staff user) or 'partner' (a system asking through the registry API).
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("actor_id", Id, nullable=False),
+    sa.Column("actor_name", sa.String(100), nullable=False),
+    sa.Column("actor_role", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(300), nullable=False),
+    # What was read: the whole record, a search result, an appeal.
+    sa.Column("what", sa.String(32), nullable=False),
+    sa.Column("read_at", Timestamp, nullable=False),
+    # Consent and authorisation the asking system sent with its request (JSON), if any.
+    sa.Column("consent", sa.Text),
+    sa.Index("ix_access_log_household", "household_id", "read_at"),
+    sa.CheckConstraint("actor_kind IN ('staff', 'partner')", name="actor_kind"),
+)
+
+#: Appeals filed by card holders, and the decision a person made on each.
+appeals = sa.Table(
+    "appeals",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("card_id", sa.String(16), nullable=False),
+    sa.Column("household_id", Id, sa.ForeignKey("households.id"), nullable=False, index=True),
+    # entitlement (a decision), redemption (a refused or wrong redemption), data (a wrong record)
+    sa.Column("subject", sa.String(16), nullable=False),
+    sa.Column("entitlement_id", Id),
+    sa.Column("ledger_seq", Id),
+    sa.Column("statement", sa.Text, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("filed_at", Timestamp, nullable=False),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("decided_by", Id, sa.ForeignKey("staff_users.id")),
+    sa.Column("decided_by_name", sa.String(100)),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_appeals_status", "status", "filed_at"),
+    sa.CheckConstraint("subject IN ('entitlement', 'redemption', 'data')", name="subject"),
+    sa.CheckConstraint("status IN ('open', 'upheld', 'rejected')", name="status"),
+)

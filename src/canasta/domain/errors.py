@@ -106,6 +106,28 @@ class Unauthenticated(CanastaError):
     code = "unauthenticated"
 
 
+class SignInRefused(Unauthenticated):
+    """Wrong card id, PIN, user name or password; the message never says which."""
+
+    code = "sign-in-refused"
+
+
+class SignInLocked(Unauthenticated):
+    """Too many wrong attempts: sign-in is refused until ``until`` (ISO 8601, UTC)."""
+
+    code = "sign-in-locked"
+
+    def __init__(self, message: str, until: str) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class Forbidden(CanastaError):
+    """The signed-in person's role does not allow this."""
+
+    code = "forbidden"
+
+
 class ImportRejected(CanastaError):
     """A bulk import found bad rows; nothing was stored."""
 

@@ -12,7 +12,16 @@ import sqlalchemy as sa
 
 from canasta.adapters import ledger_repo
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import cards, cycles, entitlements, households, programmes, vehicles
+from canasta.adapters.tables import (
+    card_pins,
+    cards,
+    cycles,
+    entitlements,
+    households,
+    programmes,
+    vehicles,
+    web_sessions,
+)
 from canasta.domain.errors import CardNotFound, CardRevoked, Conflict
 from canasta.domain.ledger import EntryKind
 from canasta.domain.model import (
@@ -141,6 +150,11 @@ def _store_withdrawal(conn: sa.Connection, card: Card) -> None:
         cards.update().where(cards.c.id == card.id).values(status=card.status.value, withdrawn_at=now)
     )
     ledger_repo.append(conn, EntryKind.CARD_WITHDRAWN, [{"card": card.id, "status": card.status.value}], now)
+    # Whoever is signed in to the portal with it is signed out, and its PIN goes with it.
+    conn.execute(
+        sa.delete(web_sessions).where(web_sessions.c.kind == "portal", web_sessions.c.subject == card.id)
+    )
+    conn.execute(sa.delete(card_pins).where(card_pins.c.card_id == card.id))
 
 
 def reissue_card(engine: sa.Engine, raw_id: str) -> Card:
