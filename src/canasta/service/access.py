@@ -106,21 +106,32 @@ def _base() -> sa.Select[Any]:
     )
 
 
-def log_of_household(conn: sa.Connection, household_id: int, limit: int = 200) -> list[Access]:
-    """What the household's members see: every read of their record, newest first."""
-    return _accesses(
-        conn,
-        _base()
-        .where(access_log.c.household_id == household_id)
-        .order_by(access_log.c.id.desc())
-        .limit(limit),
-    )
+PAGE = 50
 
 
-def recent(engine: sa.Engine, actor: Staff, limit: int = 100, actor_name: str | None = None) -> list[Access]:
+def log_of_household(
+    conn: sa.Connection, household_id: int, limit: int = PAGE, before: int | None = None
+) -> list[Access]:
+    """What the household's members see: every read of their record, newest first, a page
+    at a time (``before``: the id of the last entry of the previous page)."""
+    query = _base().where(access_log.c.household_id == household_id)
+    if before is not None:
+        query = query.where(access_log.c.id < before)
+    return _accesses(conn, query.order_by(access_log.c.id.desc()).limit(limit))
+
+
+def recent(
+    engine: sa.Engine,
+    actor: Staff,
+    limit: int = 100,
+    actor_name: str | None = None,
+    before: int | None = None,
+) -> list[Access]:
     """The latest reads across the registry, for an auditor checking who read what and why."""
     require(actor, Permission.READ_ACCESS_LOG)
     query = _base().order_by(access_log.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(access_log.c.id < before)
     if actor_name:
         query = query.where(access_log.c.actor_name == actor_name)
     with transaction(engine, write=False) as conn:

@@ -140,8 +140,11 @@ def file_appeal(
         return _row(conn.execute(_select().where(appeals.c.id == int(new[0]))).one())
 
 
-def appeals_of_holder(engine: sa.Engine, card_id: str) -> list[Appeal]:
-    """The appeals filed with any card of this card's holder, newest first."""
+def appeals_of_holder(
+    engine: sa.Engine, card_id: str, limit: int | None = None, before: int | None = None
+) -> list[Appeal]:
+    """The appeals filed with any card of this card's holder, newest first (a page of
+    ``limit`` of them, older than appeal ``before``)."""
     with transaction(engine, write=False) as conn:
         card = conn.execute(sa.select(cards).where(cards.c.id == card_id)).one_or_none()
         if card is None:
@@ -149,9 +152,10 @@ def appeals_of_holder(engine: sa.Engine, card_id: str) -> list[Appeal]:
         same_holder = sa.select(cards.c.id).where(
             cards.c.beneficiary_kind == card.beneficiary_kind, cards.c.beneficiary_id == card.beneficiary_id
         )
-        rows = conn.execute(
-            _select().where(appeals.c.card_id.in_(same_holder)).order_by(appeals.c.id.desc())
-        ).all()
+        query = _select().where(appeals.c.card_id.in_(same_holder)).order_by(appeals.c.id.desc())
+        if before is not None:
+            query = query.where(appeals.c.id < before)
+        rows = conn.execute(query.limit(limit)).all()
     return [_row(r) for r in rows]
 
 

@@ -202,11 +202,12 @@ def receipt(view: LogView, card_id: str, ledger_seq: int) -> LogReceipt:
     return view.receipt(ledger_seq)
 
 
-def access_log(engine: sa.Engine, card_id: str) -> list[access.Access]:
-    """Every read of the holder's household record by staff or partner systems."""
+def access_log(engine: sa.Engine, card_id: str, before: int | None = None) -> list[access.Access]:
+    """Every read of the holder's household record by staff or partner systems, newest
+    first, a page at a time."""
     who = holder(engine, card_id)
     with transaction(engine, write=False) as conn:
-        return access.log_of_household(conn, who.household_id)
+        return access.log_of_household(conn, who.household_id, before=before)
 
 
 def today() -> date:

@@ -42,6 +42,7 @@ from canasta.entrypoints.api.schemas import (
     SyncOut,
     SyncRequest,
 )
+from canasta.entrypoints.web import pages
 from canasta.policy.explain import APPEAL
 from canasta.service import offline as offline_service
 from canasta.service import rules
@@ -347,6 +348,7 @@ def create_app(canasta: Canasta) -> FastAPI:
 
     app.include_router(receipt_router(canasta.log, unit_of))
     app.include_router(log_router(canasta.log))
+    pages.install(app, canasta)
     app.state.redemptions = endpoint
     return app
 

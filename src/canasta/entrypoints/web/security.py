@@ -1,0 +1,91 @@
+"""What keeps the pages safe: response headers (a strict Content-Security-Policy: no script
+at all, styles only from canasta's own stylesheet), session cookies, and CSRF checks.
+
+Forms of a signed-in session carry that session's CSRF token (kept server-side with the
+session). Sign-in forms, before there is a session, carry a random value that must equal
+the one in a short-lived cookie (a double-submit token); and every form post must come
+from this site's own origin when the browser says where it comes from.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from starlette.responses import Response
+
+from canasta.domain.errors import Forbidden
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+PREFIXES = ("/portal", "/staff", "/static/", "/lang/")
+
+PRE_COOKIE = "canasta_pre"
+STAFF_COOKIE = "canasta_staff"
+PORTAL_COOKIE = "canasta_portal"
+
+
+async def add_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    if request.url.path.startswith(PREFIXES):
+        for name, value in PAGE_HEADERS.items():
+            if name == "cache-control" and request.url.path.startswith("/static/"):
+                continue
+            response.headers.setdefault(name, value)
+    return response
+
+
+def secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(response: Response, request: Request, name: str, token: str, path: str) -> None:
+    response.set_cookie(
+        name, token, path=path, httponly=True, samesite="strict", secure=secure(request), max_age=None
+    )
+
+
+def clear_cookie(response: Response, request: Request, name: str, path: str) -> None:
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=secure(request))
+
+
+def pre_token(request: Request) -> str:
+    """The sign-in form's double-submit value: the cookie's, or a new one."""
+    current = request.cookies.get(PRE_COOKIE)
+    if current and 20 <= len(current) <= 64:
+        return current
+    return secrets.token_urlsafe(24)
+
+
+def set_pre_cookie(response: Response, request: Request, value: str, path: str) -> None:
+    response.set_cookie(
+        PRE_COOKIE, value, path=path, httponly=True, samesite="strict", secure=secure(request), max_age=3600
+    )
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a form posted from another site (when the browser names the origin)."""
+    origin = request.headers.get("origin") or ""
+    if origin and origin != "null":
+        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin != expected:
+            raise Forbidden("this form was sent from another site")
+
+
+def check_pre_token(request: Request, sent: str | None) -> None:
+    check_origin(request)
+    cookie = request.cookies.get(PRE_COOKIE)
+    if not cookie or not sent or not secrets.compare_digest(cookie.encode(), sent.encode()):
+        raise Forbidden("the form has expired; load the page again and resend it")
