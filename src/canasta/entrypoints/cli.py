@@ -1174,6 +1174,100 @@ def cards_balance(card: str, db: Db = None) -> None:
     console.print(table)
 
 
+@cards_app.command("set-pin")
+def cards_set_pin(
+    card: str,
+    pin: Annotated[
+        str,
+        typer.Option(
+            prompt="PIN (4 to 8 digits, typed by the card holder)",
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="CANASTA_PIN",
+            help="The new PIN; asked for (twice, hidden) when not given.",
+        ),
+    ],
+    db: Db = None,
+) -> None:
+    """Set the PIN the card's holder signs in to the portal with (at issue, or when it is
+    forgotten). Ends the card's portal sessions."""
+    from canasta.service.portal import set_pin
+
+    card_id = set_pin(_engine(db), card, pin)
+    console.print(f"PIN set for card {format_card_id(card_id)}.")
+
+
+staff_app = typer.Typer(help="Staff accounts for the staff pages (/staff).", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+Password = Annotated[
+    str,
+    typer.Option(
+        prompt="Password (at least 12 characters)",
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="CANASTA_PASSWORD",
+        help="Asked for (twice, hidden) when not given.",
+    ),
+]
+
+
+@staff_app.command("add")
+def staff_add(
+    username: str,
+    role: Annotated[
+        str,
+        typer.Option(help="registrar, reviewer, programme_officer, outlet_manager, auditor or admin"),
+    ],
+    name: Annotated[str, typer.Option(help="The name people see (in their access log, too).")],
+    password: Password,
+    db: Db = None,
+) -> None:
+    """Create a staff account."""
+    from canasta.service.staff import create_account
+
+    account = create_account(_engine(db), username, name, role, password)
+    console.print(f"Staff account {account.username} ({account.role.value}) created.")
+
+
+@staff_app.command("list")
+def staff_list(db: Db = None) -> None:
+    """Show every staff account."""
+    from canasta.service.staff import list_accounts
+
+    table = Table("user name", "name", "role", "active", "locked until")
+    for a in list_accounts(_engine(db)):
+        table.add_row(a.username, a.name, a.role.value, "yes" if a.active else "no", a.locked_until or "")
+    console.print(table)
+
+
+@staff_app.command("disable")
+def staff_disable(username: str, db: Db = None) -> None:
+    """Disable an account; its sessions end at once."""
+    from canasta.service.staff import set_active
+
+    set_active(_engine(db), None, username, False)
+    console.print(f"Staff account {username} disabled.")
+
+
+@staff_app.command("enable")
+def staff_enable(username: str, db: Db = None) -> None:
+    """Enable an account again (and lift a lock after failed sign-ins)."""
+    from canasta.service.staff import set_active
+
+    set_active(_engine(db), None, username, True)
+    console.print(f"Staff account {username} enabled.")
+
+
+@staff_app.command("password")
+def staff_password(username: str, password: Password, db: Db = None) -> None:
+    """Set a new password for an account (and lift a lock)."""
+    from canasta.service.staff import set_password
+
+    set_password(_engine(db), username, password)
+    console.print(f"Password of {username} changed.")
+
+
 # ------------------------------------------------------------------ serve, audit
 
 
@@ -1189,7 +1283,8 @@ def serve(
         int, typer.Option(help="Server processes, each committing its own batches.", min=1, max=64)
     ] = 1,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    """Serve the HTTP API (OpenAPI at /openapi.json), the portal (/portal) and the staff
+    pages (/staff)."""
     import os
 
     import uvicorn

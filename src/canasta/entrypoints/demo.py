@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -37,7 +38,14 @@ from canasta.adapters.db import transaction
 from canasta.adapters.tables import cards, entitlements, households, programmes
 from canasta.domain.card_token import sign_card
 from canasta.domain.errors import CanastaError
-from canasta.domain.model import BeneficiaryKind, CardStatus, OutletKind, Programme
+from canasta.domain.model import (
+    BeneficiaryKind,
+    CardStatus,
+    OutletKind,
+    Programme,
+    format_card_id,
+    normalise_card_id,
+)
 from canasta.domain.quantity import format_milli, to_milli, to_units
 from canasta.domain.receipt import LogReceipt, verify_receipt
 from canasta.domain.signed_note import Verifier
@@ -52,17 +60,23 @@ from canasta.entrypoints.synthetic import (
     write_registrations,
 )
 from canasta.outlet.client import OutletClient
+from canasta.service import appeals as appeals_service
 from canasta.service import audit as audit_service
 from canasta.service import cards as card_service
 from canasta.service import dedup as dedup_service
 from canasta.service import offline as offline_service
 from canasta.service import outlets as outlet_service
+from canasta.service import portal as portal_service
 from canasta.service import programmes as programme_service
+from canasta.service import records as records_service
 from canasta.service import registry as registry_service
 from canasta.service import rules
+from canasta.service import staff as staff_service
+from canasta.service.authz import ROLE_TITLES, Role
 from canasta.service.bootstrap import open_database
 from canasta.service.card_tokens import card_payload
 from canasta.service.keys import Keyring, key_directory
+from canasta.service.portal import set_pin
 from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
 from canasta.service.verifier import HttpLog, LogReport, verify_log
@@ -71,6 +85,7 @@ from canasta.service.verifier import HttpLog, LogReport, verify_log
 MARKER = ".canasta-demo"
 #: The registry as a registry would hand it over, imported and deduplicated by the demo.
 REGISTRATIONS = "registrations.csv"
+ACCOUNTS_FILE = "demo-accounts.txt"
 #: The registry schema and the published policies, written where the user can read them.
 RULE_FILES = {
     "schema.toml": SCHEMA,
@@ -137,6 +152,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 REGISTRATIONS,
                 "outlets",
                 "server.log",
+                ACCOUNTS_FILE,
                 *RULE_FILES,
             ):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()  # canasta.db.keys is a directory
@@ -235,6 +251,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         if sample_card
         else []
     )
+    people = _people(engine, active, rng, directory)
     engine.dispose()
 
     port = _free_port()
@@ -279,7 +296,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             server.kill()
             server.wait()
         log_file.close()
-    _report(console, url, tally, elapsed, port, tokens, active, directory, verified, printed)
+    _report(console, url, tally, elapsed, port, tokens, active, directory, verified, printed, people)
 
 
 class _Network(httpx.BaseTransport):
@@ -378,6 +395,58 @@ def _verify_publicly(
             LogReceipt.from_dict(sample[0]).to_json(), encoding="utf-8"
         )
     return Verified(len(sample), report, time.perf_counter() - started, key_file)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPeople:
+    """Who can sign in to the demo's pages: card holders with a PIN, and one staff account
+    per role (all with the same password, drawn for this demo)."""
+
+    cards: list[tuple[str, str]]
+    accounts: list[str]
+    password: str
+
+
+def _people(
+    engine: sa.Engine, active: dict[str, list[tuple[str, int]]], rng: random.Random, directory: Path
+) -> DemoPeople:
+    password = "-".join(secrets.token_hex(3) for _ in range(3))
+    accounts = []
+    for role in Role:
+        username = role.value.replace("_", "-")
+        staff_service.create_account(
+            engine, username, f"{ROLE_TITLES[role].capitalize()} (demo)", role, password
+        )
+        accounts.append(username)
+    cards = []
+    for card_id, _ in active["household"][:2] + active["vehicle"][:1]:
+        while True:
+            pin = f"{rng.randrange(10**6):06d}"
+            try:
+                set_pin(engine, card_id, pin)
+                break
+            except CanastaError:  # a PIN too easy to guess: draw again
+                continue
+        cards.append((format_card_id(card_id), pin))
+    lines = [f"card {c} PIN {p}" for c, p in cards] + [f"staff {a} password {password}" for a in accounts]
+    (directory / ACCOUNTS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return DemoPeople(cards, accounts, password)
+
+
+def _portal_story(engine: sa.Engine, people: DemoPeople) -> None:
+    """Something to see in the portal: the first demo card's holder has appealed, and a
+    programme officer has read the record to answer."""
+    card_id = normalise_card_id(people.cards[0][0])
+    appeals_service.file_appeal(
+        engine,
+        card_id,
+        "data",
+        "We are five at home since my mother moved in; the record says four.",
+    )
+    officer = staff_service.authenticate(engine, "programme-officer", people.password)
+    records_service.open_household(
+        engine, officer, portal_service.holder(engine, card_id).household_ref, "Answering the holder's appeal"
+    )
 
 
 def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
@@ -597,8 +666,10 @@ def _report(
     directory: Path,
     verified: Verified,
     printed: list[Path],
+    people: DemoPeople,
 ) -> None:
     engine = open_database(Settings.load(url))
+    _portal_story(engine, people)
     with transaction(engine, write=False) as conn:
         served = conn.execute(
             sa.select(
@@ -701,6 +772,13 @@ def _report(
             soft_wrap=True,
         )
     console.print(f"  {canasta} verify log {url} --key {verified.key_file}", soft_wrap=True)
+    console.rule("[bold]The portal and the staff pages")
+    console.print(f"  Beneficiary portal: http://127.0.0.1:{port}/portal/", soft_wrap=True)
+    for card_label, pin in people.cards:
+        console.print(f"    card {card_label}  PIN {pin}", soft_wrap=True)
+    console.print(f"  Staff pages: http://127.0.0.1:{port}/staff/", soft_wrap=True)
+    console.print(f"    user names {', '.join(people.accounts)}; password {people.password}", soft_wrap=True)
+    console.print(f"  (also in {directory}/{ACCOUNTS_FILE}; start the server first, as above)")
     console.print(
         f"The API is described at http://127.0.0.1:{port}/docs; "
         f"outlet tokens are in {directory}/outlet-tokens.csv."
