@@ -3,6 +3,7 @@
 
     python3 tasks.py demo [options]   build the environment if needed, then run `canasta demo`
     python3 tasks.py test [pytest args]  build it if needed, then lint, type-check and test
+                                         (as root, apt-get installs chromium for the browser tests)
 
 The virtual environment lives in .venv and is rebuilt when pyproject.toml changes.
 """
@@ -61,6 +62,39 @@ def run(*command: str) -> int:
     return subprocess.run(list(command), cwd=ROOT).returncode
 
 
+def ensure_chromium() -> None:
+    """The browser tests (tests/browser) drive Debian's chromium: install it with apt-get when
+    it is missing and this is root on a system that has apt-get; otherwise say they will skip."""
+    if os.environ.get("CANASTA_CHROMIUM") or shutil.which("chromium"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        why = "apt-get is not available" if apt is None else "installing it needs root"
+        print(
+            f"Note: chromium is not installed and {why}, so the browser tests will skip (fail "
+            "with CANASTA_REQUIRE_BROWSER=1): apt-get install chromium, or set CANASTA_CHROMIUM "
+            "to a Chromium binary.",
+            flush=True,
+        )
+        return
+    # fonts-liberation: chromium only recommends a font, and without one pages render no text.
+    install = [apt, "install", "-y", "-q", "--no-install-recommends", "chromium", "fonts-liberation"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("Installing Debian's chromium for the browser tests:", flush=True)
+    print("$", " ".join(["apt-get", *install[1:]]), flush=True)
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        print("$ apt-get update -q", flush=True)
+        subprocess.run([apt, "update", "-q"], env=env, check=False)
+        print("$", " ".join(["apt-get", *install[1:]]), flush=True)
+        subprocess.run(install, env=env, check=False)
+    if shutil.which("chromium") is None:
+        print(
+            "Note: chromium could not be installed, so the browser tests will skip (fail with "
+            "CANASTA_REQUIRE_BROWSER=1).",
+            flush=True,
+        )
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test"}:
         print(__doc__)
@@ -77,6 +111,7 @@ def main(argv: list[str]) -> int:
         print("$", " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)), flush=True)
         if run(*step):
             return 1
+    ensure_chromium()
     return run(_python(), "-m", "pytest", *rest)
 
 

@@ -1,0 +1,1 @@
+"""Browser tests: server-rendered pages in Debian's chromium, driven by Playwright."""
