@@ -40,3 +40,20 @@ def test_every_endpoint_has_a_section() -> None:
     for path, operations in spec["paths"].items():
         for method in operations:
             assert f"## `{method.upper()} {path}`" in text, f"docs/api.md lacks {method.upper()} {path}"
+
+
+def test_the_role_table_in_web_md_is_the_matrix() -> None:
+    from canasta.service.authz import MATRIX, Permission, Role
+
+    text = (DOCS / "web.md").read_text()
+    rows = {
+        m[1]: [cell.strip() == "✓" for cell in m[2].split("|")]
+        for m in re.finditer(r"^\| `([a-z-]+)` \|(.*)\|$", text, re.M)
+    }
+    header = re.search(r"^\| permission \| (.*) \|$", text, re.M)
+    assert header is not None
+    roles = [Role(name.strip()) for name in header[1].split("|")]
+    assert set(rows) == {p.value for p in Permission}
+    for permission in Permission:
+        shown = {role for role, tick in zip(roles, rows[permission.value], strict=True) if tick}
+        assert shown == set(MATRIX[permission]), f"docs/web.md shows {permission.value} wrongly"
