@@ -92,7 +92,7 @@ def world(engine: sa.Engine) -> dict[str, str]:
 
 
 def test_coverage_and_uptake_by_region(engine: sa.Engine, world: dict[str, str]) -> None:
-    board = dashboard(engine)
+    board = dashboard(engine, min_region=1)
     assert [p.programme for p in board.programmes] == ["food", "fuel", "soap"]
     food, fuel, soap = board.programmes
 
@@ -139,7 +139,7 @@ def test_coverage_and_uptake_by_region(engine: sa.Engine, world: dict[str, str])
 
 
 def test_only_aggregates_leave_it(engine: sa.Engine, world: dict[str, str]) -> None:
-    shown = repr(dashboard(engine))
+    shown = repr(dashboard(engine, min_region=1))
     for personal in ["H1", "H3", "AB0001", "Pérez", "Ana", "Calle", "Alameda", *world.values()]:
         assert personal not in shown
 
@@ -152,14 +152,14 @@ def test_the_latest_cycle_is_the_open_one_else_the_last_to_start(engine: sa.Engi
     outlet_service.create_outlets(engine, [Outlet("shop-1", "Almacén Uno", OutletKind.SHOP, "Norte")])
     _redeem(engine, [RedeemQuota(cards["H1"], "food", 3_500, "shop-1", "a")])
     programme_service.close_cycle(engine, "food")
-    november = dashboard(engine).programmes[0]
+    november = dashboard(engine, min_region=1).programmes[0]
     assert november.cycle is not None and november.cycle.status is CycleStatus.CLOSED
     assert november.totals == Figures(2, 2, 8_500, 3_500)
 
     # Two closed cycles: the one that started last, with its own figures only.
     programme_service.open_cycle(engine, "food", date(2026, 12, 1))
     programme_service.close_cycle(engine, "food")
-    (december, *_) = dashboard(engine).programmes
+    (december, *_) = dashboard(engine, min_region=1).programmes
     assert december.cycle is not None
     assert (december.cycle.starts_on, december.cycle.status) == (date(2026, 12, 1), CycleStatus.CLOSED)
     assert december.totals == Figures(2, 2, 8_500, 0)
@@ -167,16 +167,16 @@ def test_the_latest_cycle_is_the_open_one_else_the_last_to_start(engine: sa.Engi
 
     # An open cycle is shown even though another started later.
     programme_service.open_cycle(engine, "food", date(2026, 10, 1))
-    (october, *_) = dashboard(engine).programmes
+    (october, *_) = dashboard(engine, min_region=1).programmes
     assert october.cycle is not None
     assert (october.cycle.starts_on, october.cycle.status) == (date(2026, 10, 1), CycleStatus.OPEN)
     assert october.cycle.ends_on == date(2026, 10, 30)
 
 
 def test_an_empty_registry(engine: sa.Engine) -> None:
-    assert dashboard(engine) == Dashboard(programmes=())
+    assert dashboard(engine, min_region=1) == Dashboard(programmes=())
     _programmes(engine)
-    board = dashboard(engine)
+    board = dashboard(engine, min_region=1)
     assert [(p.programme, p.cycle, p.regions) for p in board.programmes] == [
         ("food", None, ()),
         ("fuel", None, ()),
@@ -184,3 +184,19 @@ def test_an_empty_registry(engine: sa.Engine) -> None:
     ]
     assert all(p.totals == Figures(0, 0, 0, 0) for p in board.programmes)
     assert all(p.totals.coverage is None and p.totals.uptake is None for p in board.programmes)
+
+
+def test_small_regions_are_pooled_so_no_row_is_one_familys(engine: sa.Engine, world: dict[str, str]) -> None:
+    """With the default threshold, each of the three small regions alone could single out
+    a household: they are shown as one pooled row, and the totals are unchanged."""
+    exact = next(p for p in dashboard(engine, min_region=1).programmes if p.programme == "food")
+    food = next(p for p in dashboard(engine).programmes if p.programme == "food")
+    (pooled,) = food.regions
+    assert pooled.region == "smaller regions together (3)"
+    assert (pooled.registered, pooled.entitled, pooled.granted, pooled.redeemed) == (
+        exact.totals.registered,
+        exact.totals.entitled,
+        exact.totals.granted,
+        exact.totals.redeemed,
+    )
+    assert food.totals == exact.totals

@@ -123,7 +123,7 @@ entitlements = sa.Table(
     # No foreign keys: a cycle run writes millions of rows in one statement, and checking
     # three keys per row cost PostgreSQL more than computing the rows. The cycle run is the
     # only writer of rows, and ``canasta audit`` checks every reference.
-    sa.Column("cycle_id", Id, nullable=False),
+    sa.Column("cycle_id", Id, nullable=False, index=True),
     sa.Column("programme_id", Id, nullable=False),
     sa.Column("beneficiary_kind", sa.String(16), nullable=False),
     sa.Column("beneficiary_id", Id, nullable=False),

@@ -18,6 +18,10 @@ from canasta.adapters.db import transaction
 from canasta.adapters.tables import cycles, entitlements, households, programmes, vehicles
 from canasta.domain.model import BeneficiaryKind, CycleStatus
 
+#: Regions with fewer registered beneficiaries than this are shown pooled, never alone.
+MIN_REGION = 10
+SMALL_REGIONS = "smaller regions together"
+
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
@@ -85,12 +89,13 @@ class Dashboard:
     programmes: tuple[ProgrammeDashboard, ...]
 
 
-def dashboard(engine: sa.Engine) -> Dashboard:
+def dashboard(engine: sa.Engine, min_region: int = MIN_REGION) -> Dashboard:
     """Coverage and uptake of every programme's latest cycle, by region.
 
     A programme that has never run a cycle is listed with ``cycle=None``: its regions show
-    what is registered and nothing entitled. Regions with nothing registered are left out,
-    and the totals are the sums of the regions shown."""
+    what is registered and nothing entitled. Regions with nothing registered are left out;
+    regions with fewer than ``min_region`` registered are pooled into one row. The totals
+    are the sums over all regions."""
     with transaction(engine, write=False) as conn:
         if conn.dialect.name == "postgresql":
             # One snapshot for the few statements below (SQLite reads one in a transaction
@@ -101,7 +106,9 @@ def dashboard(engine: sa.Engine) -> Dashboard:
         registered = {kind: _registered(conn, kind) for kind in kinds}
         cycle_ids = [int(row.cycle_id) for row in chosen if row.cycle_id is not None]
         granted = _granted(conn, cycle_ids) if cycle_ids else {}
-    return Dashboard(tuple(_programme(row, registered[BeneficiaryKind(row.per)], granted) for row in chosen))
+    return Dashboard(
+        tuple(_programme(row, registered[BeneficiaryKind(row.per)], granted, min_region) for row in chosen)
+    )
 
 
 def _latest_cycles() -> sa.Select[tuple[object, ...]]:
@@ -180,21 +187,35 @@ def _programme(
     row: sa.Row[tuple[object, ...]],
     registered: dict[str, int],
     granted: dict[int, dict[str, tuple[int, int, int]]],
+    min_region: int,
 ) -> ProgrammeDashboard:
     cycle = None
     by_region: dict[str, tuple[int, int, int]] = {}
     if row.cycle_id is not None:
         cycle = CycleInfo(int(row.cycle_id), row.starts_on, row.ends_on, CycleStatus(row.status))
         by_region = granted.get(cycle.id, {})
-    regions = tuple(
+    shown = [
         RegionFigures(count, *by_region.get(region, (0, 0, 0)), region=region)
         for region, count in sorted(registered.items())
         if count > 0
-    )
+    ]
     totals = Figures(
-        sum(r.registered for r in regions),
-        sum(r.entitled for r in regions),
-        sum(r.granted for r in regions),
-        sum(r.redeemed for r in regions),
+        sum(r.registered for r in shown),
+        sum(r.entitled for r in shown),
+        sum(r.granted for r in shown),
+        sum(r.redeemed for r in shown),
     )
+    # A region of a few households would show those households' grants and redemptions:
+    # small regions are pooled (as reports pool small groups), so no figure is one family's.
+    small = [r for r in shown if r.registered < min_region]
+    regions = tuple(r for r in shown if r.registered >= min_region)
+    if small:
+        pooled = RegionFigures(
+            sum(r.registered for r in small),
+            sum(r.entitled for r in small),
+            sum(r.granted for r in small),
+            sum(r.redeemed for r in small),
+            region=f"{SMALL_REGIONS} ({len(small)})",
+        )
+        regions = (*regions, pooled)
     return ProgrammeDashboard(row.name, row.unit, BeneficiaryKind(row.per), cycle, regions, totals)
