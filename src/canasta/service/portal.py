@@ -13,7 +13,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import card_pins, cards, households, programmes, redemptions, vehicles
+from canasta.adapters.tables import card_pins, cards, households, outlets, programmes, redemptions, vehicles
 from canasta.domain.errors import CanastaError, MalformedCardId, NotFound, SignInLocked, SignInRefused
 from canasta.domain.model import format_card_id, normalise_card_id
 from canasta.domain.receipt import LogReceipt
@@ -52,6 +52,7 @@ class Taken:
     outlet: str
     recorded_at: str
     card_label: str
+    outlet_name: str = ""
 
 
 def set_pin(engine: sa.Engine, raw_card: str, pin: str) -> str:
@@ -157,8 +158,9 @@ def entitlements(engine: sa.Engine, card_id: str, language: str) -> list[Entitle
 def history(engine: sa.Engine, card_id: str, limit: int = 50, before: int | None = None) -> list[Taken]:
     """What was handed out to the holder (with this card or an earlier one), newest first."""
     query = (
-        sa.select(redemptions, programmes.c.name, programmes.c.unit)
+        sa.select(redemptions, programmes.c.name, programmes.c.unit, outlets.c.name.label("outlet_name"))
         .join(programmes, programmes.c.id == redemptions.c.programme_id)
+        .outerjoin(outlets, outlets.c.code == redemptions.c.outlet_code)
         .where(redemptions.c.card_id.in_(_holder_cards_query(card_id)))
         .order_by(redemptions.c.ledger_seq.desc())
         .limit(limit)
@@ -177,6 +179,7 @@ def history(engine: sa.Engine, card_id: str, limit: int = 50, before: int | None
             r.outlet_code,
             r.recorded_at,
             format_card_id(r.card_id),
+            r.outlet_name or r.outlet_code,
         )
         for r in rows
     ]

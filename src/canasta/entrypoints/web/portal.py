@@ -132,6 +132,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         error: str | None = None,
         status_code: int = 200,
         before: int | None = None,
+        filed: bool = False,
         **form: object,
     ) -> HTMLResponse:
         lang = render_language(request)
@@ -147,6 +148,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
             taken=portal.history(engine, who.card_id, limit=20),
             error=error,
             form=form,
+            filed=filed,
         )
 
     @router.get("/appeals")
@@ -156,10 +158,17 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         entitlement: int | None = None,
         redemption: int | None = None,
         before: int | None = None,
+        filed: int | None = None,
     ) -> Response:
         subject = "entitlement" if entitlement else "redemption" if redemption else ""
         return appeals_page(
-            request, who, before=before, subject=subject, entitlement=entitlement, redemption=redemption
+            request,
+            who,
+            before=before,
+            filed=bool(filed),
+            subject=subject,
+            entitlement=entitlement,
+            redemption=redemption,
         )
 
     @router.post("/appeals")

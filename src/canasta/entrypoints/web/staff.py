@@ -388,13 +388,16 @@ def staff_router(
     # ---------------------------------------------------------------- appeals
 
     @route("GET", "/appeals", P.VIEW_APPEALS)
-    def appeal_inbox(request: Request, who: Who, status: str = "open") -> Response:
+    def appeal_inbox(
+        request: Request, who: Who, status: str = "open", decided: int | None = None
+    ) -> Response:
         return page(
             request,
             "staff/appeals.html",
             who,
             appeals=appeals.inbox(engine, who.actor, status),
             status=status,
+            decided=decided,
         )
 
     @route("GET", "/appeals/{appeal_id}", P.VIEW_APPEALS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,34 @@ def _short_time(value: str | None) -> str:
     return value[:16].replace("T", " ") + " UTC"
 
 
+def _(message: str) -> str:
+    """Marks a message for the catalogue; translated when shown."""
+    return message
+
+
+#: Words stored in English in the database, shown in the reader's language.
+ROLE_NAMES = {
+    "registrar": _("registrar"),
+    "reviewer": _("reviewer"),
+    "programme_officer": _("programme officer"),
+    "outlet_manager": _("outlet manager"),
+    "auditor": _("auditor"),
+    "admin": _("administrator"),
+    "partner system": _("partner system"),
+}
+WHAT_NAMES = {
+    "record": _("the whole record"),
+    "search result": _("a search result"),
+    "duplicate review": _("a duplicate check"),
+    "appeal": _("an appeal"),
+}
+STATUS_NAMES = {
+    "open": _("open"),
+    "upheld": _("upheld"),
+    "rejected": _("rejected"),
+}
+
+
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
@@ -78,7 +106,18 @@ def environment(language: str) -> Environment:
     env.filters["when"] = _short_time
     env.filters["percent"] = _percent
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    words = translations(language)
+    for name, table in (("role_name", ROLE_NAMES), ("what_name", WHAT_NAMES), ("status_name", STATUS_NAMES)):
+        env.globals[name] = _lookup(words, table)
     return env
+
+
+def _lookup(words: NullTranslations, table: dict[str, str]) -> Callable[[str], str]:
+    def name(value: str) -> str:
+        known = table.get(value)
+        return words.gettext(known) if known is not None else value.replace("_", " ")
+
+    return name
 
 
 def gettext(language: str, message: str) -> str:
