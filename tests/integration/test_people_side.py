@@ -346,3 +346,38 @@ def test_an_appeal_may_only_name_the_holders_own_entitlement_or_redemption(engin
     assert (filed.ledger_seq, filed.entitlement_id) == (my_seq, None)
     refused = appeal_service.file_appeal(engine, mine, "redemption", "They refused my card today.")
     assert refused.ledger_seq is None
+
+
+def test_a_burst_of_wrong_pins_gets_five_checks_before_the_lock(engine: sa.Engine) -> None:
+    """Twenty guesses at once: each attempt is reserved before its PIN is checked, so no
+    more than five are ever checked before the lock holds, on either database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    world = build_world(engine)
+    card = world.household_cards["H2"]
+    portal.set_pin(engine, card, "4826")
+
+    def guess(n: int) -> str:
+        try:
+            portal.sign_in(engine, card, f"{1000 + n}")
+        except SignInLocked:
+            return "locked"
+        except SignInRefused:
+            return "refused"
+        return "in"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(guess, range(20)))
+    assert outcomes.count("refused") == 5 and outcomes.count("locked") == 15
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(card_pins.c.failed_attempts)) == 5
+
+
+def test_a_new_password_ends_the_accounts_sessions(engine: sa.Engine) -> None:
+    account = staff.create_account(engine, "ana", "Ana", "auditor", PASSWORD)
+    token, _ = sessions.start(engine, "staff", str(account.id))
+    staff.set_password(engine, "ana", "another long password")
+    assert sessions.find(engine, "staff", token) is None
+    with pytest.raises(SignInRefused):
+        staff.authenticate(engine, "ana", PASSWORD)
+    assert staff.authenticate(engine, "ana", "another long password").id == account.id

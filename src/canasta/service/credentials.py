@@ -8,6 +8,7 @@ sign-in is refused for a period that doubles with each further lock, up to a day
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -31,12 +32,18 @@ def hash_secret(secret: str) -> str:
     return _hasher.hash(secret)
 
 
+#: argon2 takes 64 MiB and a quarter of a second per check: a burst of sign-ins waits its
+#: turn rather than taking the server's memory.
+_CHECKS = threading.BoundedSemaphore(4)
+
+
 def verify_secret(stored: str | None, secret: str) -> bool:
     """Whether ``secret`` matches ``stored`` (always spending the time of one check)."""
-    try:
-        return _hasher.verify(stored or _DUMMY, secret) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    with _CHECKS:
+        try:
+            return _hasher.verify(stored or _DUMMY, secret) and stored is not None
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def check_password(password: str) -> str:

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import card_pins, cards, households, outlets, programmes, redemptions, vehicles
-from canasta.domain.errors import CanastaError, MalformedCardId, NotFound, SignInLocked, SignInRefused
+from canasta.domain.errors import CanastaError, MalformedCardId, NotFound, SignInRefused
 from canasta.domain.model import format_card_id, normalise_card_id
 from canasta.domain.receipt import LogReceipt
-from canasta.service import access, credentials
+from canasta.service import access, credentials, signin
 from canasta.service.cards import Balance, card_balance
 from canasta.service.rules import Explained, explain_entitlement
 from canasta.service.transparency import LogView
@@ -79,47 +79,27 @@ def set_pin(engine: sa.Engine, raw_card: str, pin: str) -> str:
 
 def sign_in(engine: sa.Engine, raw_card: str, pin: str) -> str:
     """The card id, when the PIN is right and the card active. Wrong card, wrong PIN, no PIN
-    set and a withdrawn card all get the same answer in the same time; five wrong PINs in a
-    row lock the card's sign-in (see ``credentials.lock_after``)."""
+    set and a withdrawn card all get the same answer; five wrong PINs in a row lock the
+    card's sign-in (``signin.check``)."""
     try:
-        card_id: str | None = normalise_card_id(raw_card)
+        card_id = normalise_card_id(raw_card)
     except MalformedCardId:
-        card_id = None
-    now = credentials.utc_now()
-    with transaction(engine) as conn:
-        row = None
-        if card_id is not None:
-            row = conn.execute(
-                sa.select(card_pins, cards.c.status)
-                .join(cards, cards.c.id == card_pins.c.card_id)
-                .where(card_pins.c.card_id == card_id)
-            ).one_or_none()
-        if row is not None and credentials.locked(row.locked_until, now):
-            raise SignInLocked("too many wrong PINs; try again later", row.locked_until)
-        good = credentials.verify_secret(row.pin_hash if row is not None else None, pin[:16])
-        refused = row is None or not good or row.status != "active"
-        if row is not None and not good:
-            # Counted in this transaction, which commits: the refusal is raised after it.
-            failures = conn.execute(
-                sa.update(card_pins)
-                .where(card_pins.c.card_id == row.card_id)
-                .values(failed_attempts=card_pins.c.failed_attempts + 1)
-                .returning(card_pins.c.failed_attempts)
-            ).scalar_one()
-            until = credentials.lock_after(int(failures), now)
-            if until is not None:
-                conn.execute(
-                    sa.update(card_pins).where(card_pins.c.card_id == row.card_id).values(locked_until=until)
-                )
-        elif row is not None and not refused and (row.failed_attempts or row.locked_until):
-            conn.execute(
-                sa.update(card_pins)
-                .where(card_pins.c.card_id == row.card_id)
-                .values(failed_attempts=0, locked_until=None)
-            )
-    if refused or row is None:
-        raise SignInRefused("the card number or PIN is wrong")
-    return str(row.card_id)
+        card_id = ""
+    row = signin.check(
+        engine,
+        card_pins,
+        card_pins.c.card_id,
+        card_id,
+        card_pins.c.failed_attempts,
+        card_pins.c.pin_hash,
+        pin[:16],
+    )
+    if row is not None:
+        with transaction(engine, write=False) as conn:
+            status = conn.scalar(sa.select(cards.c.status).where(cards.c.id == card_id))
+        if status == "active":
+            return card_id
+    raise SignInRefused("the card number or PIN is wrong")
 
 
 def holder(engine: sa.Engine, card_id: str) -> Holder:

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import staff_users
-from canasta.domain.errors import Conflict, InvalidInput, NotFound, SignInLocked, SignInRefused
-from canasta.service import credentials
+from canasta.domain.errors import Conflict, InvalidInput, NotFound, SignInRefused
+from canasta.service import credentials, signin
 from canasta.service.authz import Permission, Role, Staff, require
 
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
@@ -114,49 +114,36 @@ def set_active(engine: sa.Engine, actor: Staff | None, username: str, active: bo
 
 
 def set_password(engine: sa.Engine, username: str, password: str) -> None:
+    from canasta.service import sessions
+
     hashed = credentials.hash_secret(credentials.check_password(password))
     with transaction(engine) as conn:
         found = conn.execute(
             sa.update(staff_users)
             .where(staff_users.c.username == _username(username))
             .values(password_hash=hashed, failed_logins=0, locked_until=None)
-        ).rowcount
-        if not found:
+            .returning(staff_users.c.id)
+        ).scalar_one_or_none()
+        if found is None:
             raise NotFound(f"there is no staff account {username!r}")
+        # A session opened with the old password (perhaps by whoever learned it) ends.
+        sessions.end_all(conn, "staff", str(found))
 
 
 def authenticate(engine: sa.Engine, username: str, password: str) -> Staff:
-    """The staff member these credentials belong to. Wrong name and wrong password get the
-    same answer in the same time; after repeated failures the account is locked."""
-    now = credentials.utc_now()
-    with transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(staff_users).where(staff_users.c.username == username.strip().lower()[:64])
-        ).one_or_none()
-        if row is not None and credentials.locked(row.locked_until, now):
-            raise SignInLocked("too many wrong attempts; try again later", row.locked_until)
-        good = credentials.verify_secret(row.password_hash if row is not None else None, password)
-        refused = row is None or not good or not row.active
-        if row is not None and not good:
-            # Counted in this transaction, which commits: the refusal is raised after it.
-            failures = conn.execute(
-                sa.update(staff_users)
-                .where(staff_users.c.id == row.id)
-                .values(failed_logins=staff_users.c.failed_logins + 1)
-                .returning(staff_users.c.failed_logins)
-            ).scalar_one()
-            until = credentials.lock_after(int(failures), now)
-            if until is not None:
-                conn.execute(
-                    sa.update(staff_users).where(staff_users.c.id == row.id).values(locked_until=until)
-                )
-        elif row is not None and not refused and (row.failed_logins or row.locked_until):
-            conn.execute(
-                sa.update(staff_users)
-                .where(staff_users.c.id == row.id)
-                .values(failed_logins=0, locked_until=None)
-            )
-    if refused or row is None:
+    """The staff member these credentials belong to. A wrong name, a wrong password and a
+    disabled account get the same answer; after repeated failures the account is locked
+    (``signin.check``)."""
+    row = signin.check(
+        engine,
+        staff_users,
+        staff_users.c.username,
+        username.strip().lower()[:64],
+        staff_users.c.failed_logins,
+        staff_users.c.password_hash,
+        password,
+    )
+    if row is None or not row.active:
         raise SignInRefused("the user name or password is wrong, or the account is disabled")
     return Staff(int(row.id), row.username, row.display_name, Role(row.role))
 
