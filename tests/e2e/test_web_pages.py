@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -25,7 +26,7 @@ from canasta.service.redemption import RedemptionDesk
 from canasta.service.settings import Settings
 from canasta.service.transparency import keyring_of
 from canasta.service.verifier import verify_receipt_file
-from tests.web import People, build_people, hidden, portal_sign_in, staff_sign_in
+from tests.web import PASSWORD, People, build_people, hidden, portal_sign_in, staff_sign_in
 
 BUDGET = 50 * 1024
 
@@ -375,3 +376,53 @@ def test_the_language_switch_and_the_browsers_choice(engine: sa.Engine, people: 
     home = browser.get("/portal/").text
     assert "¿Por qué esta cantidad?" in home and "Le corresponden" in home  # the explanation too
     _check_structure("/portal/", home, "es")
+
+
+def test_behind_a_tls_proxy_forms_come_from_the_public_origin_and_cookies_are_secure(
+    engine: sa.Engine, people: People, database_url: str
+) -> None:
+    """canasta serves plain HTTP behind a proxy that terminates TLS: the browser's Origin is
+    the public https origin, which must be accepted, and cookies must be Secure."""
+    canasta = bootstrap(replace(Settings.load(database_url), public_url="https://canasta.example.org"))
+    try:
+        browser = TestClient(create_server(canasta), headers={"accept-language": "en"})
+        form = browser.get("/staff/login")
+        assert form.headers["strict-transport-security"] == "max-age=31536000"
+        assert "secure" in form.headers["set-cookie"].lower()
+        # The test client speaks plain HTTP, and keeps Secure cookies for HTTPS: the proxy's
+        # browser would send this one back, so the test does.
+        browser.cookies.set("canasta_pre", hidden(form.text, "pre"), path="/staff")
+        answer = browser.post(
+            "/staff/login",
+            data={
+                "username": people.accounts[Role.AUDITOR],
+                "password": PASSWORD,
+                "pre": hidden(form.text, "pre"),
+            },
+            headers={"origin": "https://canasta.example.org"},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+        assert "secure" in answer.headers["set-cookie"].lower()
+        foreign = browser.post(
+            "/staff/login",
+            data={
+                "username": people.accounts[Role.AUDITOR],
+                "password": PASSWORD,
+                "pre": hidden(form.text, "pre"),
+            },
+            headers={"origin": "https://evil.example"},
+            follow_redirects=False,
+        )
+        assert foreign.status_code == 403
+    finally:
+        canasta.close()
+
+
+def test_a_public_url_must_be_an_origin() -> None:
+    from canasta.service.settings import public_origin
+
+    assert public_origin("https://Canasta.Example.org/") == "https://canasta.example.org"
+    for bad in ("ftp://x", "https://x/path", "https://u@x", "canasta.example.org"):
+        with pytest.raises(ValueError, match="public URL"):
+            public_origin(bad)

@@ -1282,6 +1282,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Server processes, each committing its own batches.", min=1, max=64)
     ] = 1,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where browsers reach the pages through a TLS proxy (https://…): forms must come "
+            "from there, and cookies are marked Secure. Also CANASTA_PUBLIC_URL."
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json), the portal (/portal) and the staff
     pages (/staff)."""
@@ -1291,9 +1298,16 @@ def serve(
 
     from canasta.entrypoints.api.app import create_server
     from canasta.service.bootstrap import bootstrap
-    from canasta.service.settings import ENV_MAX_BATCH
+    from canasta.service.settings import ENV_MAX_BATCH, ENV_PUBLIC_URL, public_origin
 
-    settings = Settings(Settings.load(db).database_url, max_batch=max_batch)
+    loaded = Settings.load(db)
+    try:
+        public = public_origin(public_url) if public_url else loaded.public_url
+    except ValueError as bad:
+        raise typer.BadParameter(str(bad), param_hint="--public-url") from None
+    settings = Settings(loaded.database_url, max_batch=max_batch, public_url=public)
+    if public:
+        os.environ[ENV_PUBLIC_URL] = public  # for the worker processes
     options: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canasta.domain import errors as e
 from canasta.entrypoints.api.problems import error_document
+from canasta.entrypoints.web import security
 from canasta.entrypoints.web.templating import gettext, language_of, render
 
 log = logging.getLogger("canasta.web")
@@ -60,7 +61,11 @@ def _is_page(request: Request) -> bool:
 
 def error_page(request: Request, status: int, message: str) -> Response:
     home = "/staff/" if request.url.path.startswith("/staff") else "/portal/"
-    return render(request, "error.html", {"status": status, "message": message, "home": home}, status)
+    # Also on a 500, which is answered outside the middleware that adds the page headers.
+    headers = security.page_headers(request)
+    return render(
+        request, "error.html", {"status": status, "message": message, "home": home}, status, headers
+    )
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]

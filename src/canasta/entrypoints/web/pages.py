@@ -20,6 +20,7 @@ _CSS = (HERE / "static" / "canasta.css").read_bytes()
 
 
 def install(app: FastAPI, canasta: Canasta) -> None:
+    app.state.public_origin = canasta.settings.public_url
     app.middleware("http")(security.add_headers)
     errors.install(app)
     app.include_router(portal_router(canasta.engine, canasta.log))

@@ -37,18 +37,33 @@ STAFF_COOKIE = "canasta_staff"
 PORTAL_COOKIE = "canasta_portal"
 
 
+def page_headers(request: Request) -> dict[str, str]:
+    headers = dict(PAGE_HEADERS)
+    if request.url.path.startswith("/static/"):
+        del headers["cache-control"]
+    if secure(request):
+        headers["strict-transport-security"] = "max-age=31536000"
+    return headers
+
+
 async def add_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     response = await call_next(request)
     if request.url.path.startswith(PREFIXES):
-        for name, value in PAGE_HEADERS.items():
-            if name == "cache-control" and request.url.path.startswith("/static/"):
-                continue
+        for name, value in page_headers(request).items():
             response.headers.setdefault(name, value)
     return response
 
 
+def public_origin(request: Request) -> str | None:
+    """The origin browsers use when a proxy terminates TLS (``Settings.public_url``)."""
+    origin = getattr(request.app.state, "public_origin", None)
+    return origin if isinstance(origin, str) else None
+
+
 def secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser reached us over HTTPS (directly, or through the public origin)."""
+    origin = public_origin(request)
+    return request.url.scheme == "https" or (origin is not None and origin.startswith("https://"))
 
 
 def set_session_cookie(response: Response, request: Request, name: str, token: str, path: str) -> None:
@@ -77,10 +92,10 @@ def set_pre_cookie(response: Response, request: Request, value: str, path: str) 
 
 def check_origin(request: Request) -> None:
     """Refuse a form posted from another site (when the browser names the origin)."""
-    origin = request.headers.get("origin") or ""
+    origin = (request.headers.get("origin") or "").lower()
     if origin and origin != "null":
-        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin != expected:
+        ours = {f"{request.url.scheme}://{request.headers.get('host', '')}".lower(), public_origin(request)}
+        if origin not in ours:
             raise Forbidden("this form was sent from another site")
 
 
