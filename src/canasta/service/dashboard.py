@@ -20,7 +20,6 @@ from canasta.domain.model import BeneficiaryKind, CycleStatus
 
 #: Regions with fewer registered beneficiaries than this are shown pooled, never alone.
 MIN_REGION = 10
-SMALL_REGIONS = "smaller regions together"
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -205,17 +204,23 @@ def _programme(
         sum(r.granted for r in shown),
         sum(r.redeemed for r in shown),
     )
-    # A region of a few households would show those households' grants and redemptions:
-    # small regions are pooled (as reports pool small groups), so no figure is one family's.
-    small = [r for r in shown if r.registered < min_region]
-    regions = tuple(r for r in shown if r.registered >= min_region)
-    if small:
-        pooled = RegionFigures(
-            sum(r.registered for r in small),
-            sum(r.entitled for r in small),
-            sum(r.granted for r in small),
-            sum(r.redeemed for r in small),
-            region=f"{SMALL_REGIONS} ({len(small)})",
-        )
+
+    # A region of a few households, or with a few entitled, would show those households'
+    # grants and redemptions: such regions are pooled (as reports pool small groups), and a
+    # pool that would itself be small, or one region alone, is left to the totals. So no
+    # figure on the dashboard is one family's.
+    def small(r: RegionFigures) -> bool:
+        return r.registered < min_region or 0 < r.entitled < min_region
+
+    few = [r for r in shown if small(r)]
+    regions = tuple(r for r in shown if not small(r))
+    pooled = RegionFigures(
+        sum(r.registered for r in few),
+        sum(r.entitled for r in few),
+        sum(r.granted for r in few),
+        sum(r.redeemed for r in few),
+        region=f"({len(few)})",
+    )
+    if len(few) >= 2 and not small(pooled):
         regions = (*regions, pooled)
     return ProgrammeDashboard(row.name, row.unit, BeneficiaryKind(row.per), cycle, regions, totals)

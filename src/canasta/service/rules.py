@@ -325,6 +325,66 @@ class RegionImpact:
     same: int = 0
     before: int = 0
     after: int = 0
+    #: How many were granted anything before and after: a sum over fewer than a handful of
+    #: beneficiaries is theirs, not a region's.
+    granted_before: int = 0
+    granted_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedRegion:
+    """A region's impact as staff pages show it: a count below the threshold, and a sum
+    over fewer beneficiaries than that, are None ("fewer than 10"), so that a proposal
+    narrowed to one household cannot read that household's facts off the page."""
+
+    region: str
+    total: int | None
+    gain: int | None
+    lose: int | None
+    more: int | None
+    less: int | None
+    same: int | None
+    before: int | None
+    after: int | None
+
+
+def guarded(impact: Impact, threshold: int = 10) -> list[GuardedRegion]:
+    """The impact's regions, and their totals last, with small cells withheld (see
+    ``GuardedRegion``); regions of fewer than ``threshold`` beneficiaries are pooled."""
+    small = [r for r in impact.regions if r.total < threshold]
+    rows = [r for r in impact.regions if r.total >= threshold]
+    if small:
+        pooled = RegionImpact(f"({len(small)})")
+        for r in small:
+            for name in (*_SUMMED,):
+                setattr(pooled, name, getattr(pooled, name) + getattr(r, name))
+        rows.append(pooled)
+    totals = RegionImpact("(all)")
+    for r in impact.regions:
+        for name in _SUMMED:
+            setattr(totals, name, getattr(totals, name) + getattr(r, name))
+    rows.append(totals)
+
+    def count(value: int) -> int | None:
+        return value if value >= threshold else None
+
+    def total(value: int, over: int) -> int | None:
+        return value if over >= threshold or over == 0 else None
+
+    return [
+        GuardedRegion(
+            r.region,
+            count(r.total),
+            count(r.gain),
+            count(r.lose),
+            count(r.more),
+            count(r.less),
+            count(r.same),
+            total(r.before, r.granted_before),
+            total(r.after, r.granted_after),
+        )
+        for r in rows
+    ]
 
 
 @dataclass(slots=True)
@@ -351,9 +411,23 @@ class Impact:
     def totals(self) -> RegionImpact:
         total = RegionImpact("(all)")
         for r in self.regions:
-            for name in ("total", "gain", "lose", "more", "less", "same", "before", "after"):
+            for name in _SUMMED:
                 setattr(total, name, getattr(total, name) + getattr(r, name))
         return total
+
+
+_SUMMED = (
+    "total",
+    "gain",
+    "lose",
+    "more",
+    "less",
+    "same",
+    "before",
+    "after",
+    "granted_before",
+    "granted_after",
+)
 
 
 KINDS = ("gain", "lose", "more", "less")
@@ -401,13 +475,17 @@ def diff_policies(
         regions: dict[str, RegionImpact] = {}
         for row in conn.exec_driver_sql(
             f"SELECT h.region AS region, {kind} AS kind, COUNT(*) AS n, SUM({before}) AS before, "
-            f"SUM({after}) AS after {joined} GROUP BY h.region, {kind} ORDER BY h.region"
+            f"SUM({after}) AS after, SUM(CASE WHEN {before} > 0 THEN 1 ELSE 0 END) AS nb, "
+            f"SUM(CASE WHEN {after} > 0 THEN 1 ELSE 0 END) AS na "
+            f"{joined} GROUP BY h.region, {kind} ORDER BY h.region"
         ):
             impact = regions.setdefault(row.region, RegionImpact(row.region))
             setattr(impact, row.kind, getattr(impact, row.kind) + int(row.n))
             impact.total += int(row.n)
             impact.before += int(row.before or 0)
             impact.after += int(row.after or 0)
+            impact.granted_before += int(row.nb or 0)
+            impact.granted_after += int(row.na or 0)
         found: dict[str, list[Example]] = {k: [] for k in KINDS}
         known = catalogue(conn)
         for name in KINDS:

@@ -149,12 +149,13 @@ def staff_router(
         board = dashboard(engine)
         lang = language_of(request)
         series = (gettext(lang, "coverage"), gettext(lang, "uptake"))
+        pooled = gettext(lang, "smaller regions together")
         charts = [
             paired_bar_chart(
                 gettext(lang, "Coverage and uptake by region: %(p)s") % {"p": p.programme},
                 [
                     PairedBar(
-                        r.region,
+                        f"{pooled} {r.region}" if r.region.startswith("(") else r.region,
                         None if r.coverage is None else r.coverage * 100,
                         None if r.uptake is None else r.uptake * 100,
                     )
@@ -319,7 +320,7 @@ def staff_router(
             )
         except PolicyRejected as rejected:
             return _policy_form(request, who, name, text, 422, problems=[str(p) for p in rejected.problems])
-        return _policy_form(request, who, name, text, impact=impact)
+        return _policy_form(request, who, name, text, impact=impact, rows=rules.guarded(impact))
 
     @route("POST", "/policies/{name}/publish", P.PUBLISH_POLICIES)
     def policy_publish(
