@@ -381,3 +381,24 @@ def test_a_new_password_ends_the_accounts_sessions(engine: sa.Engine) -> None:
     with pytest.raises(SignInRefused):
         staff.authenticate(engine, "ana", PASSWORD)
     assert staff.authenticate(engine, "ana", "another long password").id == account.id
+
+
+def test_a_name_search_folds_accented_capitals_on_both_databases(engine: sa.Engine) -> None:
+    build_world(engine)
+    registrar = _officer(engine, Role.REGISTRAR, "Rita Registrar")
+    with engine.begin() as conn:
+        first = conn.scalar(
+            sa.text(
+                "SELECT min(p.id) FROM persons p JOIN households h ON h.id = p.household_id "
+                "WHERE h.ref = 'H3'"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE persons SET family_name = 'Álvarez', given_names = 'Ángela María' WHERE id = :id"
+            ),
+            {"id": first},
+        )
+    for query in ("álvarez", "ÁLVAREZ", "Álvarez ángela"):
+        hits = records.search(engine, registrar, query, "Correcting the record")
+        assert [h.household_ref for h in hits] == ["H3"], query

@@ -125,6 +125,9 @@ def _configure_sqlite(engine: sa.Engine, *, autocheckpoint: bool) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        # SQLite's lower() folds ASCII only: 'Álvarez' would not find 'álvarez'. This one
+        # folds as PostgreSQL's lower() does in a UTF-8 database (see ``fold_case``).
+        dbapi_connection.create_function("canasta_lower", 1, _unicode_lower, deterministic=True)
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
@@ -135,6 +138,17 @@ def _configure_sqlite(engine: sa.Engine, *, autocheckpoint: bool) -> None:
         if options.get(_AUTOCOMMIT, False):
             return  # each statement on its own (see ``reads``)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
+
+
+def fold_case(conn: sa.Connection, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """``lower(column)`` that folds every letter, not only ASCII, on both databases."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.canasta_lower(column, type_=sa.String)
+    return sa.func.lower(column, type_=sa.String)
+
+
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 class _Checkpointer(threading.Thread):

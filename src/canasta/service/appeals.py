@@ -159,9 +159,16 @@ def appeals_of_holder(
     return [_row(r) for r in rows]
 
 
-def inbox(engine: sa.Engine, actor: Staff, status: str = "open", limit: int = 100) -> list[Appeal]:
+def inbox(
+    engine: sa.Engine, actor: Staff, status: str = "open", limit: int = 100, after: int | None = None
+) -> list[Appeal]:
+    """Open appeals oldest first (the next to decide on top); decided ones and "all" newest
+    first. A page of ``limit``, after appeal ``after`` in that order."""
     require(actor, Permission.VIEW_APPEALS)
-    query = _select().order_by(appeals.c.filed_at, appeals.c.id).limit(limit)
+    oldest_first = status == "open"
+    query = _select().order_by(appeals.c.id if oldest_first else appeals.c.id.desc()).limit(limit)
+    if after is not None:
+        query = query.where(appeals.c.id > after if oldest_first else appeals.c.id < after)
     if status != "all":
         if status not in {"open", "upheld", "rejected"}:
             raise InvalidInput(f"no appeal status {status!r}")

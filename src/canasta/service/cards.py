@@ -20,7 +20,6 @@ from canasta.adapters.tables import (
     households,
     programmes,
     vehicles,
-    web_sessions,
 )
 from canasta.domain.errors import CardNotFound, CardRevoked, Conflict
 from canasta.domain.ledger import EntryKind
@@ -33,6 +32,7 @@ from canasta.domain.model import (
     new_card_id,
     normalise_card_id,
 )
+from canasta.service import sessions
 from canasta.service.clock import utc_now_iso
 
 
@@ -151,9 +151,7 @@ def _store_withdrawal(conn: sa.Connection, card: Card) -> None:
     )
     ledger_repo.append(conn, EntryKind.CARD_WITHDRAWN, [{"card": card.id, "status": card.status.value}], now)
     # Whoever is signed in to the portal with it is signed out, and its PIN goes with it.
-    conn.execute(
-        sa.delete(web_sessions).where(web_sessions.c.kind == "portal", web_sessions.c.subject == card.id)
-    )
+    sessions.end_all(conn, "portal", card.id)
     conn.execute(sa.delete(card_pins).where(card_pins.c.card_id == card.id))
 
 

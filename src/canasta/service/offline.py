@@ -427,12 +427,13 @@ def _gaps(conn: sa.Connection, outlet: str) -> tuple[list[tuple[int, int]], int]
     return gaps, int(counters[-1]) if counters else 0
 
 
-def open_conflicts(engine: sa.Engine, outlet: str | None = None) -> list[sa.Row]:  # type: ignore[type-arg]
+def open_conflicts(engine: sa.Engine, outlet: str | None = None, limit: int | None = None) -> list[sa.Row]:  # type: ignore[type-arg]
     with transaction(engine, write=False) as conn:
         query = (
             sa.select(offline_conflicts)
             .where(offline_conflicts.c.status == "open")
             .order_by(offline_conflicts.c.id)
+            .limit(limit)
         )
         if outlet is not None:
             query = query.where(offline_conflicts.c.outlet_code == outlet)

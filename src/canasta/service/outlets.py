@@ -69,12 +69,19 @@ def rotate_token(engine: sa.Engine, code: str) -> str:
     return token
 
 
-def list_outlets(engine: sa.Engine) -> list[Outlet]:
+def list_outlets(engine: sa.Engine, limit: int | None = None, offset: int = 0) -> list[Outlet]:
+    """Outlets by code (a page of ``limit`` from ``offset`` when given)."""
+    query = sa.select(outlets).order_by(outlets.c.code).offset(offset).limit(limit)
     with transaction(engine, write=False) as conn:
         return [
             Outlet(row.code, row.name, OutletKind(row.kind), row.region, bool(row.active))
-            for row in conn.execute(sa.select(outlets).order_by(outlets.c.code))
+            for row in conn.execute(query)
         ]
+
+
+def count_outlets(engine: sa.Engine) -> int:
+    with transaction(engine, write=False) as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(outlets)) or 0)
 
 
 class OutletAuthenticator:

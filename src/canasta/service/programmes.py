@@ -237,11 +237,38 @@ def _summary(conn: sa.Connection, name: str, row: sa.Row) -> CycleSummary:  # ty
     )
 
 
-def list_cycles(engine: sa.Engine) -> list[CycleSummary]:
+def list_cycles(engine: sa.Engine, latest: int | None = None) -> list[CycleSummary]:
+    """Every cycle by programme, oldest first; with ``latest``, only the ``latest`` cycles
+    that started last (newest first), their sums read in one grouped statement."""
+    if latest is None:
+        with transaction(engine, write=False) as conn:
+            rows = conn.execute(
+                sa.select(cycles, programmes.c.name)
+                .join(programmes, programmes.c.id == cycles.c.programme_id)
+                .order_by(programmes.c.name, cycles.c.id)
+            ).all()
+            return [_summary(conn, row.name, row) for row in rows]
     with transaction(engine, write=False) as conn:
         rows = conn.execute(
             sa.select(cycles, programmes.c.name)
             .join(programmes, programmes.c.id == cycles.c.programme_id)
-            .order_by(programmes.c.name, cycles.c.id)
+            .order_by(cycles.c.starts_on.desc(), cycles.c.id.desc())
+            .limit(latest)
         ).all()
-        return [_summary(conn, row.name, row) for row in rows]
+        sums = {
+            int(s.cycle_id): (int(s.n), int(s.total), int(s.redeemed))
+            for s in conn.execute(
+                sa.select(
+                    entitlements.c.cycle_id,
+                    sa.func.count().label("n"),
+                    sa.func.coalesce(sa.func.sum(entitlements.c.quantity), 0).label("total"),
+                    sa.func.coalesce(sa.func.sum(entitlements.c.redeemed), 0).label("redeemed"),
+                )
+                .where(entitlements.c.cycle_id.in_([int(r.id) for r in rows]))
+                .group_by(entitlements.c.cycle_id)
+            )
+        }
+    return [
+        CycleSummary(r.name, int(r.id), r.starts_on, r.ends_on, r.status, *sums.get(int(r.id), (0, 0, 0)))
+        for r in rows
+    ]

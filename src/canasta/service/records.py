@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from canasta.adapters import attributes_repo
-from canasta.adapters.db import transaction
+from canasta.adapters.db import fold_case, transaction
 from canasta.adapters.tables import (
     appeals,
     cards,
@@ -143,14 +143,14 @@ def search(engine: sa.Engine, actor: Staff, query: str, purpose: str) -> list[Hi
         terms = _name_terms(text)
         by_name: Sequence[Any] = []
         if terms and not by_id:
-            clause = sa.func.lower(persons.c.family_name) == terms[0]
+            clause = fold_case(conn, persons.c.family_name) == terms[0]
             if len(terms) > 1:
                 rest = " ".join(terms[1:])
                 clause = sa.and_(
                     clause,
                     sa.or_(
-                        sa.func.lower(persons.c.given_names).like(f"{_escape(rest)}%", escape="\\"),
-                        sa.func.lower(persons.c.second_family_name) == rest,
+                        fold_case(conn, persons.c.given_names).like(f"{_escape(rest)}%", escape="\\"),
+                        fold_case(conn, persons.c.second_family_name) == rest,
                     ),
                 )
             by_name = conn.execute(person_query.where(clause).limit(SEARCH_LIMIT)).all()

@@ -24,9 +24,11 @@ from canasta.entrypoints.web.templating import gettext, language_of, render
 from canasta.policy.language import PolicyRejected
 from canasta.service import access, appeals, dedup, offline, programmes, records, rules, sessions, staff
 from canasta.service.authz import ROLE_TITLES, Permission, Role, Staff, permissions_of, require
-from canasta.service.outlets import list_outlets
+from canasta.service.outlets import count_outlets, list_outlets
 
 PATH = "/staff"
+OUTLETS_PAGE = 100
+APPEALS_PAGE = 100
 P = Permission
 
 
@@ -56,9 +58,9 @@ def staff_router(
             raise SignInNeeded(f"{PATH}/login")
         return Signed(actor, found.csrf_token, token)
 
-    def guard(permission: Permission | None) -> Callable[[Request], Signed]:
-        def check(request: Request) -> Signed:
-            who = signed_in(request)
+    def guard(permission: Permission | None) -> Callable[..., Signed]:
+        def check(request: Request, who: Annotated[Signed, Depends(signed_in)]) -> Signed:
+            # The same ``signed_in`` as the handler's: FastAPI runs it once per request.
             if permission is not None:
                 require(who.actor, permission)
             if request.method == "POST":
@@ -74,10 +76,7 @@ def staff_router(
         register = router.get if method == "GET" else router.post
         return register(path, dependencies=[dependency])
 
-    def who_of(request: Request) -> Signed:
-        return signed_in(request)
-
-    Who = Annotated[Signed, Depends(who_of)]
+    Who = Annotated[Signed, Depends(signed_in)]
     Csrf = Annotated[str, Form(max_length=64)]
 
     def check_csrf(who: Signed, sent: str) -> None:
@@ -349,7 +348,7 @@ def staff_router(
             request,
             "staff/cycles.html",
             who,
-            cycles=programmes.list_cycles(engine)[-30:],
+            cycles=programmes.list_cycles(engine, latest=30),
             programmes=programmes.list_programmes(engine),
             jobs=jobs.recent(),
             today=date.today().isoformat(),
@@ -390,15 +389,12 @@ def staff_router(
 
     @route("GET", "/appeals", P.VIEW_APPEALS)
     def appeal_inbox(
-        request: Request, who: Who, status: str = "open", decided: int | None = None
+        request: Request, who: Who, status: str = "open", decided: int | None = None, after: int | None = None
     ) -> Response:
+        shown = appeals.inbox(engine, who.actor, status, APPEALS_PAGE, after)
+        more = shown[-1].id if len(shown) == APPEALS_PAGE else None
         return page(
-            request,
-            "staff/appeals.html",
-            who,
-            appeals=appeals.inbox(engine, who.actor, status),
-            status=status,
-            decided=decided,
+            request, "staff/appeals.html", who, appeals=shown, status=status, decided=decided, more=more
         )
 
     @route("GET", "/appeals/{appeal_id}", P.VIEW_APPEALS)
@@ -409,7 +405,7 @@ def staff_router(
             who,
             ref=f"#{appeal_id}",
             action=f"{PATH}/appeals/{appeal_id}",
-            purpose=f"deciding appeal {appeal_id}",
+            purpose="",
         )
 
     def _appeal_page(
@@ -442,8 +438,14 @@ def staff_router(
         purpose: Annotated[str, Form(max_length=300)] = "",
     ) -> Response:
         check_csrf(who, csrf)
+        return _open_or_ask(request, who, appeal_id, purpose)
+
+    def _open_or_ask(
+        request: Request, who: Signed, appeal_id: int, purpose: str, status_code: int = 200, **extra: Any
+    ) -> HTMLResponse:
+        """The appeal under the stated purpose, or the purpose form again if it is not one."""
         try:
-            return _appeal_page(request, who, appeal_id, purpose)
+            return _appeal_page(request, who, appeal_id, purpose, status_code, **extra)
         except InvalidInput as bad:
             return page(
                 request,
@@ -470,28 +472,23 @@ def staff_router(
         try:
             appeals.decide(engine, who.actor, appeal_id, outcome, reason)
         except (InvalidInput, Conflict) as bad:
-            return _appeal_page(
-                request,
-                who,
-                appeal_id,
-                purpose or f"deciding appeal {appeal_id}",
-                422,
-                error=bad.message,
-                reason=reason,
-            )
+            # Shown again under the purpose the officer stated when opening it (a read again).
+            return _open_or_ask(request, who, appeal_id, purpose, 422, error=bad.message, reason=reason)
         return RedirectResponse(f"{PATH}/appeals?decided={appeal_id}", status_code=303)
 
     # ---------------------------------------------------------------- outlets
 
     @route("GET", "/outlets", P.VIEW_OUTLETS)
     def outlet_list(request: Request, who: Who, start: int = 0) -> Response:
+        start = max(0, start)
         return page(
             request,
             "staff/outlets.html",
             who,
-            outlets=list_outlets(engine),
-            start=max(0, start),
-            conflicts=offline.open_conflicts(engine)[:50],
+            outlets=list_outlets(engine, OUTLETS_PAGE, start),
+            count=count_outlets(engine),
+            start=start,
+            conflicts=offline.open_conflicts(engine, limit=50),
         )
 
     @route("POST", "/outlets/conflicts/{conflict_id}", P.MANAGE_OUTLETS)

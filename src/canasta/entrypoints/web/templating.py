@@ -80,6 +80,11 @@ WHAT_NAMES = {
     "duplicate review": _("a duplicate check"),
     "appeal": _("an appeal"),
 }
+SUBJECT_NAMES = {
+    "entitlement": _("an entitlement"),
+    "redemption": _("a redemption"),
+    "data": _("wrong data"),
+}
 STATUS_NAMES = {
     "open": _("open"),
     "upheld": _("upheld"),
@@ -107,7 +112,12 @@ def environment(language: str) -> Environment:
     env.filters["percent"] = _percent
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     words = translations(language)
-    for name, table in (("role_name", ROLE_NAMES), ("what_name", WHAT_NAMES), ("status_name", STATUS_NAMES)):
+    for name, table in (
+        ("role_name", ROLE_NAMES),
+        ("what_name", WHAT_NAMES),
+        ("status_name", STATUS_NAMES),
+        ("subject_name", SUBJECT_NAMES),
+    ):
         env.globals[name] = _lookup(words, table)
     return env
 

@@ -17,7 +17,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_entitlements_cycle_id", "entitlements", ["cycle_id"])
+    # Building it locks entitlements against writes (redemptions) for as long as it takes. On
+    # a live national database, build it first without blocking:
+    #   CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_entitlements_cycle_id ON entitlements (cycle_id);
+    # and this step then finds it made.
+    op.create_index("ix_entitlements_cycle_id", "entitlements", ["cycle_id"], if_not_exists=True)
 
 
 def downgrade() -> None:
