@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import access_log, households
 from canasta.domain.errors import InvalidInput
+from canasta.domain.text import typed
 from canasta.service.authz import Permission, Staff, require
 from canasta.service.credentials import utc_now
 
@@ -35,7 +36,7 @@ class Access:
 
 def check_purpose(purpose: str | None) -> str:
     """A stated purpose: a sentence a beneficiary can read, not a tick box."""
-    text = " ".join((purpose or "").split())
+    text = " ".join(typed(purpose or "", "purpose").split())
     if len(text) < MIN_PURPOSE:
         raise InvalidInput(f"state the purpose of this read in at least {MIN_PURPOSE} characters")
     if len(text) > MAX_PURPOSE:

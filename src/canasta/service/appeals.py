@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import appeals, cards, entitlements, households, redemptions
 from canasta.domain.errors import Conflict, InvalidInput, NotFound
+from canasta.domain.text import typed
 from canasta.service import access
 from canasta.service.authz import Permission, Staff, require
 from canasta.service.credentials import utc_now
@@ -48,7 +49,7 @@ class Appeal:
 
 
 def _text(value: str, limit: int, what: str) -> str:
-    text = value.replace("\r\n", "\n").strip()
+    text = typed(value, what).replace("\r\n", "\n").strip()
     if len(text) < 10:
         raise InvalidInput(f"write the {what} in at least 10 characters")
     if len(text) > limit:

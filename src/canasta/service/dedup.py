@@ -38,6 +38,7 @@ from canasta.adapters import dedup_repo, ledger_repo
 from canasta.adapters.db import transaction
 from canasta.domain.errors import Conflict, InvalidInput, NotFound
 from canasta.domain.ledger import EntryKind
+from canasta.domain.text import typed
 from canasta.linkage.model import (
     JOINS_APART,
     Deduplication,
@@ -348,6 +349,8 @@ def _reviewer(by: str) -> str:
 
 
 def _note(note: str | None) -> str | None:
+    if note is not None:
+        typed(note, "note")
     if note is not None and len(note) > 500:
         raise InvalidInput("the note is longer than 500 characters")
     return note.strip() or None if note is not None else None

@@ -40,6 +40,8 @@ from canasta.domain.offline import (
 )
 from canasta.domain.quantity import to_milli
 from canasta.domain.redemption import Receipt, RedeemQuota
+from canasta.domain.text import typed
+from canasta.service.authz import Permission, Staff, require
 from canasta.service.clock import utc_now_iso
 
 BEYOND_BALANCE = "offline redemption beyond the balance left at sync"
@@ -443,7 +445,7 @@ def open_conflicts(engine: sa.Engine, outlet: str | None = None, limit: int | No
 def settle_conflict(engine: sa.Engine, conflict_id: int, by: str, note: str) -> None:
     """A person's settlement of an offline conflict (recovered, written off, …): recorded with
     who and why; what was handed out and recorded does not change."""
-    who, why = by.strip(), note.strip()
+    who, why = typed(by, "name").strip(), typed(note, "note").strip()
     if not who or len(who) > 100:
         raise InvalidInput("settling a conflict needs the name of who settles it (at most 100 characters)")
     if not why or len(why) > 500:
@@ -461,3 +463,9 @@ def settle_conflict(engine: sa.Engine, conflict_id: int, by: str, note: str) -> 
             if exists is None:
                 raise NotFound(f"there is no offline conflict {conflict_id}")
             raise Conflict(f"offline conflict {conflict_id} is already settled")
+
+
+def settle_conflict_for(engine: sa.Engine, actor: Staff, conflict_id: int, note: str) -> None:
+    """An outlet manager settles a conflict from the staff pages, under their user name."""
+    require(actor, Permission.MANAGE_OUTLETS)
+    settle_conflict(engine, conflict_id, actor.username, note)

@@ -25,6 +25,7 @@ from canasta.adapters.tables import (
 )
 from canasta.domain.errors import InvalidInput, MalformedCardId, NotFound
 from canasta.domain.model import format_card_id, normalise_card_id
+from canasta.domain.text import typed
 from canasta.policy.compile import column_name
 from canasta.registry.schema import Owner
 from canasta.service import access, dedup
@@ -111,7 +112,7 @@ def search(engine: sa.Engine, actor: Staff, query: str, purpose: str) -> list[Hi
     name, optionally with a given name). Every household shown is logged as read."""
     require(actor, Permission.READ_RECORDS)
     why = access.check_purpose(purpose)
-    text = " ".join(query.split())
+    text = " ".join(typed(query, "search").split())
     if not 2 <= len(text) <= 100:
         raise InvalidInput("search for 2 to 100 characters: a household, registration or card id, or names")
     members = sa.select(sa.func.count()).where(

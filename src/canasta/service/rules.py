@@ -41,6 +41,7 @@ from canasta.policy.document import Policy, parse_policy, policy_hash
 from canasta.policy.explain import Explanation, explain, load_facts
 from canasta.policy.language import BUILT_IN, Catalogue, Fact, PolicyRejected, Problem
 from canasta.registry.schema import Attribute, Owner, parse_schema
+from canasta.service.authz import Permission, Staff, require
 from canasta.service.clock import utc_now_iso
 
 
@@ -207,6 +208,28 @@ def publish_policy(engine: sa.Engine, text: str, filename: str) -> Published:
         ledger_repo.lock_head(conn)
         policy = _check(conn, text, filename)
         return publish_checked(conn, policy)
+
+
+def publish_for(engine: sa.Engine, actor: Staff, programme: str, text: str) -> Published:
+    """A programme officer publishes a policy from the staff pages: it must be for the
+    programme whose page it was written on."""
+    require(actor, Permission.PUBLISH_POLICIES)
+    if _named_programme(text) not in (None, programme):
+        raise InvalidInput(f"this policy is not for {programme}")
+    return publish_policy(engine, text, f"{programme}.toml")
+
+
+def impact_for(
+    engine: sa.Engine, actor: Staff, programme: str, text: str, language: str = "en"
+) -> tuple[Impact, list[GuardedRegion]]:
+    """What a proposed text would change against the published policy, as staff may see it:
+    no examples, and small cells withheld (``guarded``)."""
+    require(actor, Permission.VIEW_POLICIES)
+    version, _, current = published_text(engine, programme)
+    impact = diff_policies(
+        engine, current, f"{programme} v{version}", text, "proposed", examples=0, language=language
+    )
+    return impact, guarded(impact)
 
 
 def publish_checked(conn: sa.Connection, policy: Policy) -> Published:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from canasta.adapters.db import transaction
 from canasta.adapters.tables import staff_users
 from canasta.domain.errors import Conflict, InvalidInput, NotFound, SignInRefused
+from canasta.domain.text import typed
 from canasta.service import credentials, signin
 from canasta.service.authz import Permission, Role, Staff, require
 
@@ -45,7 +46,7 @@ def _username(value: str) -> str:
 
 
 def _display_name(value: str) -> str:
-    name = " ".join(value.split())
+    name = " ".join(typed(value, "display name").split())
     if not 1 <= len(name) <= 100:
         raise InvalidInput("a display name has 1 to 100 characters")
     return name
@@ -138,7 +139,7 @@ def authenticate(engine: sa.Engine, username: str, password: str) -> Staff:
         engine,
         staff_users,
         staff_users.c.username,
-        username.strip().lower()[:64],
+        username.strip().lower()[:64].replace("\x00", ""),
         staff_users.c.failed_logins,
         staff_users.c.password_hash,
         password,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -266,7 +266,7 @@ def create_app(canasta: Canasta) -> FastAPI:
         tags=["entitlements"],
     )
     def explanation(
-        entitlement: int,
+        entitlement: Annotated[int, Path(ge=1, le=2**63 - 1)],
         card: Annotated[
             str,
             Header(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -49,7 +49,7 @@ def log_router(view: LogView) -> APIRouter:
 
     @router.get("/checkpoints")
     async def checkpoints(
-        after: Annotated[int, Query(ge=0, description="Only checkpoints of larger trees")] = 0,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only checkpoints of larger trees")] = 0,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> dict[str, Any]:
         """Every checkpoint the log has signed, smallest tree first, a page at a time: a
@@ -62,8 +62,8 @@ def log_router(view: LogView) -> APIRouter:
 
     @router.get("/proof/inclusion")
     async def inclusion(
-        index: Annotated[int, Query(ge=0, description="The leaf (ledger position - 1)")],
-        size: Annotated[int, Query(ge=1, description="The tree size of a signed checkpoint")],
+        index: Annotated[int, Query(ge=0, le=2**63 - 1, description="The leaf (ledger position - 1)")],
+        size: Annotated[int, Query(ge=1, le=2**63 - 1, description="The tree size of a signed checkpoint")],
     ) -> dict[str, Any]:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
         proof = await run_in_threadpool(view.inclusion, index, size)
@@ -71,8 +71,8 @@ def log_router(view: LogView) -> APIRouter:
 
     @router.get("/proof/consistency")
     async def consistency(
-        old: Annotated[int, Query(alias="from", ge=1)],
-        new: Annotated[int, Query(alias="to", ge=1)],
+        old: Annotated[int, Query(alias="from", ge=1, le=2**63 - 1)],
+        new: Annotated[int, Query(alias="to", ge=1, le=2**63 - 1)],
     ) -> dict[str, Any]:
         """RFC 9162 consistency proof: the tree of ``from`` leaves is a prefix of that of ``to``."""
         proof = await run_in_threadpool(view.consistency, old, new)
@@ -80,7 +80,7 @@ def log_router(view: LogView) -> APIRouter:
 
     @router.get("/leaves", response_class=Response)
     async def leaves(
-        start: Annotated[int, Query(ge=0, description="The first leaf")],
+        start: Annotated[int, Query(ge=0, le=2**63 - 1, description="The first leaf")],
         count: Annotated[int, Query(ge=1, le=MAX_LEAVES, description="How many leaves")] = MAX_LEAVES,
     ) -> Response:
         """The leaves' data (each a 32-byte commitment) from ``start``, concatenated: the
@@ -118,7 +118,7 @@ def receipt_router(view: LogView, units: Callable[[str], str | None]) -> APIRout
         },
     )
     async def receipt(
-        ledger_position: int,
+        ledger_position: Annotated[int, Path(ge=1, le=2**63 - 1)],
         card: Annotated[
             str,
             Header(alias="Canasta-Card", description="The card the redemption was made with"),

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from canasta.domain.errors import CanastaError, Forbidden, InvalidInput, NotFound, SignInLocked
 from canasta.entrypoints.web import security
 from canasta.entrypoints.web.errors import SignInNeeded, message_for
+from canasta.entrypoints.web.params import Id, Mark
 from canasta.entrypoints.web.templating import render
 from canasta.service import access, appeals, portal, sessions
 from canasta.service.transparency import LogView
@@ -105,13 +106,13 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         return page(request, "portal/home.html", who, entitled=found)
 
     @router.get("/history")
-    def history(request: Request, who: Signed, before: int | None = None) -> Response:
+    def history(request: Request, who: Signed, before: Mark = None) -> Response:
         taken = portal.history(engine, who.card_id, limit=50, before=before)
         more = taken[-1].ledger_seq if len(taken) == 50 else None
         return page(request, "portal/history.html", who, taken=taken, more=more)
 
     @router.get("/receipts/{ledger_seq}.json")
-    async def receipt(ledger_seq: int, who: Signed) -> Response:
+    async def receipt(ledger_seq: Id, who: Signed) -> Response:
         found = await run_in_threadpool(portal.receipt, view, who.card_id, ledger_seq)
         body = json.dumps(found.as_dict(), indent=2, sort_keys=True) + "\n"
         return Response(
@@ -121,7 +122,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         )
 
     @router.get("/access")
-    def access_log(request: Request, who: Signed, before: int | None = None) -> Response:
+    def access_log(request: Request, who: Signed, before: Mark = None) -> Response:
         accesses = portal.access_log(engine, who.card_id, before)
         more = accesses[-1].id if len(accesses) == access.PAGE else None
         return page(request, "portal/access.html", who, accesses=accesses, more=more)
@@ -155,10 +156,10 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
     def appeal_list(
         request: Request,
         who: Signed,
-        entitlement: int | None = None,
-        redemption: int | None = None,
-        before: int | None = None,
-        filed: int | None = None,
+        entitlement: Mark = None,
+        redemption: Mark = None,
+        before: Mark = None,
+        filed: Mark = None,
     ) -> Response:
         subject = "entitlement" if entitlement else "redemption" if redemption else ""
         return appeals_page(

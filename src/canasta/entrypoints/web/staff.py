@@ -20,6 +20,7 @@ from canasta.entrypoints.web import security
 from canasta.entrypoints.web.charts import PairedBar, paired_bar_chart
 from canasta.entrypoints.web.errors import SignInNeeded, message_for
 from canasta.entrypoints.web.jobs import Job, Jobs
+from canasta.entrypoints.web.params import Id, Mark, Offset
 from canasta.entrypoints.web.templating import gettext, language_of, render
 from canasta.policy.language import PolicyRejected
 from canasta.service import access, appeals, dedup, offline, programmes, records, rules, sessions, staff
@@ -237,14 +238,14 @@ def staff_router(
     # ---------------------------------------------------------------- duplicate review
 
     @route("GET", "/review", P.REVIEW_DUPLICATES)
-    def review_queue(request: Request, who: Who, after: int = 0) -> Response:
+    def review_queue(request: Request, who: Who, after: Offset = 0) -> Response:
         items = dedup.open_items(engine, limit=50, after=after)
         return page(
             request, "staff/review.html", who, items=items, total=dedup.count_open(engine), after=after
         )
 
     @route("GET", "/review/{item_id}", P.REVIEW_DUPLICATES)
-    def review_item(request: Request, who: Who, item_id: int) -> Response:
+    def review_item(request: Request, who: Who, item_id: Id) -> Response:
         item = records.review_item(engine, who.actor, item_id)
         return page(request, "staff/review_item.html", who, item=item)
 
@@ -252,7 +253,7 @@ def staff_router(
     def review_decide(
         request: Request,
         who: Who,
-        item_id: int,
+        item_id: Id,
         csrf: Csrf = "",
         decision: Annotated[str, Form(max_length=16)] = "",
         note: Annotated[str, Form(max_length=500)] = "",
@@ -306,20 +307,11 @@ def staff_router(
         text: Annotated[str, Form(max_length=100_000)] = "",
     ) -> Response:
         check_csrf(who, csrf)
-        version, _, current = rules.published_text(engine, name)
         try:
-            impact = rules.diff_policies(
-                engine,
-                current,
-                f"{name} v{version}",
-                text,
-                "proposed",
-                examples=0,
-                language=language_of(request),
-            )
+            impact, rows = rules.impact_for(engine, who.actor, name, text, language_of(request))
         except PolicyRejected as rejected:
             return _policy_form(request, who, name, text, 422, problems=[str(p) for p in rejected.problems])
-        return _policy_form(request, who, name, text, impact=impact, rows=rules.guarded(impact))
+        return _policy_form(request, who, name, text, impact=impact, rows=rows)
 
     @route("POST", "/policies/{name}/publish", P.PUBLISH_POLICIES)
     def policy_publish(
@@ -330,14 +322,14 @@ def staff_router(
         text: Annotated[str, Form(max_length=100_000)] = "",
     ) -> Response:
         check_csrf(who, csrf)
-        if rules._named_programme(text) not in (None, name):
-            return _policy_form(request, who, name, text, 422, problems=[f"this policy is not for {name}"])
         try:
-            published = rules.publish_policy(engine, text, f"{name}.toml")
+            published = rules.publish_for(engine, who.actor, name, text)
         except PolicyRejected as rejected:
             return _policy_form(request, who, name, text, 422, problems=[str(p) for p in rejected.problems])
         except Conflict as refused:  # the same text again, or a version already taken
             return _policy_form(request, who, name, text, 409, problems=[refused.message])
+        except InvalidInput as refused:  # written on another programme's page
+            return _policy_form(request, who, name, text, 422, problems=[refused.message])
         return _policy_form(request, who, name, "", published=published)
 
     # ---------------------------------------------------------------- cycles
@@ -370,7 +362,7 @@ def staff_router(
 
         def work(job: Job) -> object:
             job.stage = "computing entitlements"
-            return programmes.run_cycle(engine, programme, starts)
+            return programmes.run_cycle_for(engine, who.actor, programme, starts)
 
         job = jobs.start(
             f"cycle:{programme}", f"{programme} from {starts.isoformat()}", who.actor.username, work
@@ -378,7 +370,7 @@ def staff_router(
         return RedirectResponse(f"{PATH}/cycles/jobs/{job.id}", status_code=303)
 
     @route("GET", "/cycles/jobs/{job_id}", P.RUN_CYCLES)
-    def cycle_job(request: Request, who: Who, job_id: int) -> Response:
+    def cycle_job(request: Request, who: Who, job_id: Id) -> Response:
         job = jobs.get(job_id)
         if job is None:
             raise NotFound(f"there is no job {job_id}")
@@ -389,7 +381,7 @@ def staff_router(
 
     @route("GET", "/appeals", P.VIEW_APPEALS)
     def appeal_inbox(
-        request: Request, who: Who, status: str = "open", decided: int | None = None, after: int | None = None
+        request: Request, who: Who, status: str = "open", decided: Mark = None, after: Mark = None
     ) -> Response:
         shown = appeals.inbox(engine, who.actor, status, APPEALS_PAGE, after)
         more = shown[-1].id if len(shown) == APPEALS_PAGE else None
@@ -398,7 +390,7 @@ def staff_router(
         )
 
     @route("GET", "/appeals/{appeal_id}", P.VIEW_APPEALS)
-    def appeal_form(request: Request, who: Who, appeal_id: int) -> Response:
+    def appeal_form(request: Request, who: Who, appeal_id: Id) -> Response:
         return page(
             request,
             "staff/purpose.html",
@@ -433,7 +425,7 @@ def staff_router(
     def appeal(
         request: Request,
         who: Who,
-        appeal_id: int,
+        appeal_id: Id,
         csrf: Csrf = "",
         purpose: Annotated[str, Form(max_length=300)] = "",
     ) -> Response:
@@ -462,7 +454,7 @@ def staff_router(
     def appeal_decide(
         request: Request,
         who: Who,
-        appeal_id: int,
+        appeal_id: Id,
         csrf: Csrf = "",
         outcome: Annotated[str, Form(max_length=16)] = "",
         reason: Annotated[str, Form(max_length=4000)] = "",
@@ -479,7 +471,7 @@ def staff_router(
     # ---------------------------------------------------------------- outlets
 
     @route("GET", "/outlets", P.VIEW_OUTLETS)
-    def outlet_list(request: Request, who: Who, start: int = 0) -> Response:
+    def outlet_list(request: Request, who: Who, start: Offset = 0) -> Response:
         start = max(0, start)
         return page(
             request,
@@ -495,18 +487,18 @@ def staff_router(
     def settle(
         request: Request,
         who: Who,
-        conflict_id: int,
+        conflict_id: Id,
         csrf: Csrf = "",
         note: Annotated[str, Form(max_length=500)] = "",
     ) -> Response:
         check_csrf(who, csrf)
-        offline.settle_conflict(engine, conflict_id, who.actor.username, note)
+        offline.settle_conflict_for(engine, who.actor, conflict_id, note)
         return RedirectResponse(f"{PATH}/outlets", status_code=303)
 
     # ---------------------------------------------------------------- oversight
 
     @route("GET", "/access-log", P.READ_ACCESS_LOG)
-    def access_log(request: Request, who: Who, actor: str = "", before: int | None = None) -> Response:
+    def access_log(request: Request, who: Who, actor: str = "", before: Mark = None) -> Response:
         accesses = access.recent(engine, who.actor, 100, actor or None, before)
         more = accesses[-1].id if len(accesses) == 100 else None
         return page(request, "staff/access_log.html", who, accesses=accesses, actor=actor, more=more)
