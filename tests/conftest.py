@@ -114,3 +114,16 @@ def engine(database_url: str, key_directory: Path) -> Iterator[sa.Engine]:
     bind_keys(engine, load_keyring(key_directory))
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def quick_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with its cheapest parameters in tests: they create accounts and PINs and
+    guess them by the dozen, and what they check is the lockout, the sessions and the pages,
+    not the hash's cost (tests/unit/test_credentials_authz.py checks the real profile). A
+    hash carries its parameters, so verifying stays correct, also in a server subprocess."""
+    from argon2 import PasswordHasher
+
+    from canasta.service import credentials
+
+    monkeypatch.setattr(credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

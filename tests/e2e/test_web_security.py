@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from markupsafe import escape
 from starlette.types import ASGIApp
@@ -27,7 +26,6 @@ from canasta.adapters.tables import access_log, appeals, card_pins, staff_users,
 from canasta.domain.model import CardStatus, format_card_id
 from canasta.entrypoints.api.app import create_server
 from canasta.service import appeals as appeal_service
-from canasta.service import credentials as secrets_service
 from canasta.service import records
 from canasta.service.authz import Role, Staff
 from canasta.service.bootstrap import bootstrap
@@ -121,15 +119,6 @@ class Site:
     def update(self, statement: sa.Update) -> None:
         with self.engine.begin() as conn:
             conn.execute(statement)
-
-
-@pytest.fixture(autouse=True)
-def quick_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2id with its cheapest parameters: these tests guess PINs and passwords dozens of
-    times, and what they check is the lockout and the sessions, not the hash's cost. (A hash
-    carries its parameters, so verifying stays correct.)"""
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(secrets_service, "_hasher", cheap)
 
 
 @pytest.fixture

@@ -67,3 +67,10 @@ def test_require_names_the_role_and_the_permission() -> None:
     require(clerk, Permission.READ_RECORDS)
     with pytest.raises(Forbidden, match="registrar may not do this \\(decide-appeals\\)"):
         require(clerk, Permission.DECIDE_APPEALS)
+
+
+def test_the_real_hash_is_argon2id_with_64_mib_and_three_passes() -> None:
+    from argon2 import Type
+
+    profile = credentials.PROFILE
+    assert (profile.type, profile.memory_cost, profile.time_cost) == (Type.ID, 65536, 3)
