@@ -79,8 +79,11 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path: str) -> Iterator[Browser]:
+    # Package scope: Playwright's sync API keeps an event loop running in this thread while it
+    # is started, so it must stop when the browser tests end, before tests that run their own
+    # loop (asyncio.run refuses to start inside a running one).
     with sync_playwright() as playwright:
         # --no-sandbox: tests run as root (in CI and here), where chromium refuses its sandbox.
         launched = playwright.chromium.launch(
