@@ -59,6 +59,7 @@ def test_every_permission_has_roles_and_duties_are_kept_apart() -> None:
     )
     assert {r for r in Role if allowed(r, Permission.DECIDE_APPEALS)} == {Role.PROGRAMME_OFFICER}
     assert {r for r in Role if allowed(r, Permission.MANAGE_STAFF)} == {Role.ADMIN}
+    assert {r for r in Role if allowed(r, Permission.MANAGE_PARTNERS)} == {Role.ADMIN}
     assert all(allowed(r, Permission.DASHBOARD) for r in Role)
 
 

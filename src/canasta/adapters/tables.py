@@ -526,3 +526,66 @@ appeals = sa.Table(
     sa.CheckConstraint("subject IN ('entitlement', 'redemption', 'data')", name="subject"),
     sa.CheckConstraint("status IN ('open', 'upheld', 'rejected')", name="status"),
 )
+
+# -- the registry API (DCI): partner systems, their transactions and subscriptions ----------
+
+#: Systems allowed to ask the registry through the DCI Social Registry API, each registered by
+#: an administrator with a bearer credential, the Ed25519 key it signs messages with, the
+#: purpose it asks for (written in the access log of everyone it reads), and the fields it
+#: may receive.
+partners = sa.Table(
+    "partners",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # The ``sender_id`` its messages carry, and the first part of its key ids.
+    sa.Column("sender_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    # The key it signs with: raw Ed25519 public key, base64url, under ``SENDER|KEY|ed25519``.
+    sa.Column("key_name", sa.String(64), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(300), nullable=False),
+    # JSON list of the record fields it may receive.
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("expires_at", Timestamp),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+#: Each request a partner made (and each refusal), so an asynchronous search can be asked
+#: about later (txn/status) and an auditor can see what was asked and refused.
+partner_requests = sa.Table(
+    "partner_requests",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("partner_id", Id, sa.ForeignKey("partners.id")),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("transaction_id", sa.String(99), nullable=False),
+    sa.Column("correlation_id", sa.String(99), nullable=False, unique=True),
+    # rcvd, pdng, succ, rjct (the DCI statuses)
+    sa.Column("status", sa.String(4), nullable=False),
+    # Why it was refused, if it was (a DCI reason code and a sentence).
+    sa.Column("reason_code", sa.String(64)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("completed_at", Timestamp),
+    # The message answered (JSON), kept for txn/status.
+    sa.Column("response", sa.Text),
+    sa.Index("ix_partner_requests_transaction", "partner_id", "transaction_id"),
+    sa.CheckConstraint("status IN ('rcvd', 'pdng', 'succ', 'rjct')", name="status"),
+)
+
+#: Partners' subscriptions to changes in the registry (notify callbacks).
+partner_subscriptions = sa.Table(
+    "partner_subscriptions",
+    metadata,
+    sa.Column("code", sa.String(99), primary_key=True),
+    sa.Column("partner_id", Id, sa.ForeignKey("partners.id"), nullable=False, index=True),
+    sa.Column("reg_event_type", sa.String(32), nullable=False),
+    sa.Column("filter", sa.Text, nullable=False),
+    sa.Column("notify_uri", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp),
+    sa.CheckConstraint("status IN ('subscribe', 'unsubscribe')", name="status"),
+)

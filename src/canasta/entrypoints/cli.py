@@ -1268,6 +1268,69 @@ def staff_password(username: str, password: Password, db: Db = None) -> None:
     console.print(f"Password of {username} changed.")
 
 
+partners_app = typer.Typer(
+    help="Partner systems of the registry API (DCI): who may ask, with what key, why, and for what.",
+    no_args_is_help=True,
+)
+app.add_typer(partners_app, name="partners")
+
+
+@partners_app.command("add")
+def partners_add(
+    name: str,
+    sender_id: Annotated[str, typer.Option("--sender-id", help="The sender_id its messages carry.")],
+    key: Annotated[
+        str, typer.Option(help="Its Ed25519 public key: 32 bytes in base64 or base64url, or a JWK in JSON.")
+    ],
+    purpose: Annotated[str, typer.Option(help="Why it asks; shown in the access log of everyone it reads.")],
+    fields: Annotated[str, typer.Option(help="Comma-separated record fields it may receive.")],
+    key_name: Annotated[str, typer.Option("--key-name", help="The key's name in its key id.")] = "k1",
+    expires: Annotated[str | None, typer.Option(help="The last day of its access (YYYY-MM-DD).")] = None,
+    db: Db = None,
+) -> None:
+    """Register a partner system and print its bearer token (shown once)."""
+    from canasta.service.partners import register
+
+    partner, token = register(
+        _engine(db), None, name, sender_id, key, key_name, purpose, fields.split(","), expires
+    )
+    console.print(
+        f"Partner {partner.name} ({partner.kid}) registered; it receives {', '.join(partner.fields)}."
+    )
+    console.print(f"Its bearer token, shown this once: {token}", soft_wrap=True)
+
+
+@partners_app.command("list")
+def partners_list(db: Db = None) -> None:
+    """Every partner with its key id, purpose, fields and expiry."""
+    from canasta.service.partners import list_partners
+
+    table = Table("name", "key id", "purpose", "fields", "active", "expires")
+    for p in list_partners(_engine(db)):
+        table.add_row(
+            p.name, p.kid, p.purpose, ", ".join(p.fields), "yes" if p.active else "no", p.expires_at or ""
+        )
+    console.print(table)
+
+
+@partners_app.command("disable")
+def partners_disable(sender_id: str, db: Db = None) -> None:
+    """Refuse a partner's requests from now on."""
+    from canasta.service.partners import set_active
+
+    set_active(_engine(db), None, sender_id, False)
+    console.print(f"Partner {sender_id} disabled.")
+
+
+@partners_app.command("enable")
+def partners_enable(sender_id: str, db: Db = None) -> None:
+    """Accept a disabled partner's requests again."""
+    from canasta.service.partners import set_active
+
+    set_active(_engine(db), None, sender_id, True)
+    console.print(f"Partner {sender_id} enabled.")
+
+
 # ------------------------------------------------------------------ serve, audit
 
 

@@ -48,6 +48,7 @@ class Permission(StrEnum):
     MANAGE_OUTLETS = "manage-outlets"
     READ_ACCESS_LOG = "read-access-log"
     MANAGE_STAFF = "manage-staff"
+    MANAGE_PARTNERS = "manage-partners"
 
 
 _R = Role
@@ -64,6 +65,7 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_OUTLETS: frozenset({_R.OUTLET_MANAGER}),
     Permission.READ_ACCESS_LOG: frozenset({_R.AUDITOR, _R.ADMIN}),
     Permission.MANAGE_STAFF: frozenset({_R.ADMIN}),
+    Permission.MANAGE_PARTNERS: frozenset({_R.ADMIN}),
 }
 
 

@@ -1,4 +1,4 @@
-"""canasta's two signing keys and where they live.
+"""canasta's signing keys and where they live.
 
 - The **log key** signs the transparency log's checkpoints.
 - The **issuer key** signs cards and the revocation list.
@@ -43,6 +43,8 @@ ENV_LOG_ORIGIN = "CANASTA_LOG_ORIGIN"
 class Role(StrEnum):
     LOG = "log"
     ISSUER = "issuer"
+    #: Signs the registry API's answers and callbacks to partner systems (published as a JWKS).
+    DCI = "dci"
 
 
 class KeyProblem(CanastaError):
@@ -55,9 +57,10 @@ class KeyProblem(CanastaError):
 class Keyring:
     log: Signer
     issuer: Signer
+    dci: Signer
 
     def verifiers(self) -> dict[Role, Verifier]:
-        return {Role.LOG: self.log.verifier, Role.ISSUER: self.issuer.verifier}
+        return {Role.LOG: self.log.verifier, Role.ISSUER: self.issuer.verifier, Role.DCI: self.dci.verifier}
 
 
 def key_directory(database_url: str) -> Path:
@@ -76,6 +79,8 @@ def load_keyring(directory: Path, *, create: bool = True) -> Keyring:
     return Keyring(
         log=_load_or_create(directory, Role.LOG, create),
         issuer=_load_or_create(directory, Role.ISSUER, create),
+        # Made on first use also in a key directory from before the registry API.
+        dci=_load_or_create(directory, Role.DCI, True),
     )
 
 
@@ -139,4 +144,4 @@ def fixed_keyring(seed: bytes, name: str = "canasta.test") -> Keyring:
         raw = hashlib.sha256(seed + role.value.encode()).digest()
         return Signer(f"{name}/{role.value}", Ed25519PrivateKey.from_private_bytes(raw))
 
-    return Keyring(log=signer(Role.LOG), issuer=signer(Role.ISSUER))
+    return Keyring(log=signer(Role.LOG), issuer=signer(Role.ISSUER), dci=signer(Role.DCI))
