@@ -55,7 +55,8 @@ from canasta.service.transparency import LogView, keyring_of
 from canasta.service.verifier import DatabaseLog, HttpLog, LogSource, verify_log, verify_receipt_file
 
 console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Errors are never wrapped: a path or a row reference must stay whole to be copied.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     name="canasta",
