@@ -11,6 +11,7 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -1369,7 +1370,7 @@ def serve(
         public = public_origin(public_url) if public_url else loaded.public_url
     except ValueError as bad:
         raise typer.BadParameter(str(bad), param_hint="--public-url") from None
-    settings = Settings(loaded.database_url, max_batch=max_batch, public_url=public)
+    settings = replace(loaded, max_batch=max_batch, public_url=public)
     if public:
         os.environ[ENV_PUBLIC_URL] = public  # for the worker processes
     options: dict[str, Any] = {

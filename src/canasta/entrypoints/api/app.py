@@ -21,6 +21,7 @@ from canasta.domain.offline import SignedEntry
 from canasta.domain.quantity import format_milli
 from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api import problems
+from canasta.entrypoints.api.dci import dci_router
 from canasta.entrypoints.api.log import log_router, receipt_router
 from canasta.entrypoints.api.redemptions import FastPath, RedemptionEndpoint
 from canasta.entrypoints.api.schemas import (
@@ -348,6 +349,7 @@ def create_app(canasta: Canasta) -> FastAPI:
 
     app.include_router(receipt_router(canasta.log, unit_of))
     app.include_router(log_router(canasta.log))
+    app.include_router(dci_router(canasta))
     pages.install(app, canasta)
     app.state.redemptions = endpoint
     return app

@@ -1,0 +1,311 @@
+"""The DCI registry API over HTTP: signed envelopes both ways, the standard's refusals, the
+firewall on query attributes, asynchronous answers by callback, txn/status, and a partner's
+search showing up in the household's access log."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from canasta.adapters.tables import access_log, partner_requests
+from canasta.domain import dci_signature
+from canasta.entrypoints.api.app import create_server
+from canasta.service import partners, portal
+from canasta.service.bootstrap import bootstrap
+from canasta.service.settings import Settings
+from tests.helpers import World, build_world
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+KID = "ministry|k1|ed25519"
+PURPOSE = "Checking eligibility for the school meals programme"
+
+
+class Site:
+    def __init__(self, engine: sa.Engine, world: World, client: TestClient, token: str) -> None:
+        self.engine, self.world, self.client, self.token = engine, world, client, token
+
+    def post(
+        self,
+        path: str,
+        action: str,
+        message: dict[str, Any] | None,
+        *,
+        sign: bool = True,
+        key: Ed25519PrivateKey = KEY,
+        token: str | None = None,
+        **header: Any,
+    ) -> Any:
+        head = {
+            "version": "1.0.0",
+            "message_id": "m-1",
+            "message_ts": "2026-11-29T12:00:00Z",
+            "action": action,
+            "sender_id": "ministry",
+            "total_count": 1,
+        } | header
+        body: dict[str, Any] = {"header": head, "message": message}
+        if sign:
+            body["signature"] = dci_signature.sign(
+                head, message, key, KID, int(datetime.now(UTC).timestamp())
+            )
+        return self.client.post(path, json=body, headers={"Authorization": f"Bearer {token or self.token}"})
+
+
+def _site(engine: sa.Engine, database_url: str, **settings: Any) -> Iterator[Site]:
+    world = build_world(engine)
+    _, token = partners.register(
+        engine,
+        None,
+        "Ministry",
+        "ministry",
+        dci_signature.jwk(KEY.public_key(), "")["x"],
+        "k1",
+        PURPOSE,
+        ["registration_id", "given_names", "household", "group_size"],
+    )
+    canasta = bootstrap(replace(Settings.load(database_url), **settings))
+    with TestClient(create_server(canasta), raise_server_exceptions=False) as client:
+        yield Site(engine, world, client, token)
+    canasta.close()
+
+
+@pytest.fixture
+def site(engine: sa.Engine, database_url: str) -> Iterator[Site]:
+    yield from _site(engine, database_url)
+
+
+def _uin(value: str = "H3-1", **criteria: Any) -> dict[str, Any]:
+    return {
+        "transaction_id": "t-1",
+        "search_request": [
+            {
+                "reference_id": "r-1",
+                "timestamp": "2026-11-29T12:00:00Z",
+                "search_criteria": {
+                    "query_type": "idtype-value",
+                    "query": {"type": "UIN", "value": value},
+                    **criteria,
+                },
+            }
+        ],
+    }
+
+
+def _our_key(site: Site) -> Any:
+    (key,) = site.client.get("/.well-known/jwks.json").json()["keys"]
+    assert (key["kty"], key["crv"], key["kid"]) == ("OKP", "Ed25519", "canasta|dci|ed25519")
+    return dci_signature.public_key_from(key["x"]), key["kid"]
+
+
+def test_a_signed_sync_search_is_answered_signed_and_the_read_is_in_the_portal(site: Site) -> None:
+    answer = site.post("/registry/sync/search", "search", _uin())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["header"]["action"] == "on-search" and body["header"]["status"] == "succ"
+    assert body["header"]["receiver_id"] == "ministry" and body["header"]["sender_id"] == "canasta"
+    public, kid = _our_key(site)
+    now = int(datetime.now(UTC).timestamp())
+    dci_signature.verify(
+        body["signature"], body["header"], body["message"], lambda k: public if k == kid else None, now
+    )
+    (item,) = body["message"]["search_response"]
+    assert (item["reference_id"], item["status"], item["locale"]) == ("r-1", "succ", "eng")
+    assert item["pagination"] == {"page_size": 100, "page_number": 1, "total_count": 1}
+    (record,) = item["data"]["reg_records"]
+    assert record["demographic_info"]["name"] == {"@type": "Name", "given_name": "Ana"}
+    assert "birth_date" not in record["demographic_info"]  # not among the partner's fields
+    (seen,) = portal.access_log(site.engine, site.world.household_cards["H3"])
+    assert (seen.actor_kind, seen.actor_name, seen.actor_role, seen.purpose) == (
+        "partner",
+        "Ministry",
+        "partner system",
+        PURPOSE,
+    )
+
+
+def test_refusals_carry_the_standards_codes_and_store_nothing(site: Site) -> None:
+    cases = [
+        (site.post("/registry/sync/search", "search", _uin(), sign=False), 401, "err.signature.missing"),
+        (
+            site.post("/registry/sync/search", "search", _uin(), key=Ed25519PrivateKey.generate()),
+            401,
+            "err.signature.invalid",
+        ),
+        (
+            site.post("/registry/sync/search", "search", _uin(), token="dci_nope"),
+            401,
+            "err.request.unauthorized",
+        ),
+        (
+            site.post("/registry/sync/search", "search", _uin(), sender_id="someone"),
+            401,
+            "err.sender_id.invalid",
+        ),
+        (site.post("/registry/sync/search", "search", None), 400, "err.request.bad"),
+        (site.post("/registry/sync/search", "subscribe", _uin()), 400, "err.request.bad"),
+        (
+            site.post("/registry/sync/search", "search", _uin(), message_ts="yesterday"),
+            400,
+            "err.request.bad",
+        ),
+        (site.post("/registry/sync/search", "search", {"transaction_id": "t"}), 400, "err.request.bad"),
+    ]
+    for answer, status, code in cases:
+        assert answer.status_code == status, answer.text
+        assert answer.json()["message"]["ack_status"] == "ERR"
+        assert answer.json()["message"]["error"]["code"] == code
+    not_json = site.client.post(
+        "/registry/sync/search", content=b"{nope", headers={"Authorization": f"Bearer {site.token}"}
+    )
+    assert not_json.status_code == 400 and not_json.json()["message"]["error"]["code"] == "err.request.bad"
+    with site.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(access_log)) == 0
+
+
+def test_a_query_on_a_protected_category_is_refused_and_the_refusal_kept(site: Site) -> None:
+    message = _uin()
+    message["search_request"][0]["search_criteria"] = {
+        "query_type": "predicate",
+        "query": [{"expression1": {"attribute_name": "religion", "operator": "eq", "attribute_value": "x"}}],
+    }
+    message["search_request"].append(_uin("H1-0")["search_request"][0] | {"reference_id": "r-2"})
+    answer = site.post("/registry/sync/search", "search", message)
+    assert answer.status_code == 200
+    refused, found = answer.json()["message"]["search_response"]
+    assert (refused["status"], refused["status_reason_code"]) == ("rjct", "rjct.search_criteria.invalid")
+    assert "protected category" in refused["status_reason_message"] and "data" not in refused
+    assert found["status"] == "succ"
+    with site.engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(partner_requests.c.status, partner_requests.c.reason_code, partner_requests.c.reason)
+        ).one()
+    assert (
+        kept.status == "succ"
+        and kept.reason_code == "rjct.search_criteria.invalid"
+        and "religion" in kept.reason
+    )
+
+
+def test_bad_criteria_are_answered_item_by_item(site: Site) -> None:
+    for criteria, code in [
+        ({"pagination": {"page_size": 5000}}, "rjct.pagination.invalid"),
+        ({"query_type": "graphql"}, "rjct.search_criteria.invalid"),
+        ({"sort": [{"attribute_name": "shoe_size"}]}, "rjct.sort.invalid"),
+    ]:
+        message = _uin()
+        message["search_request"][0]["search_criteria"] |= criteria
+        (item,) = site.post("/registry/sync/search", "search", message).json()["message"]["search_response"]
+        assert (item["status"], item["status_reason_code"]) == ("rjct", code)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["content-length"])
+        _Receiver.received.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    _Receiver.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_async_search_is_acknowledged_then_called_back_and_kept_for_txn_status(
+    engine: sa.Engine, database_url: str, receiver: str
+) -> None:
+    for site in _site(engine, database_url, dci_private_callbacks=True):
+        ack = site.post("/registry/search", "search", _uin(), sender_uri=f"{receiver}/registry/on-search")
+        assert ack.status_code == 202
+        correlation = ack.json()["message"]["correlation_id"]
+        assert ack.json()["message"]["ack_status"] == "ACK"
+        # The test client runs background work before it returns the response.
+        (called,) = _Receiver.received
+        assert called["path"] == "/registry/on-search"
+        callback = called["body"]
+        assert callback["header"]["action"] == "on-search"
+        assert (callback["message"]["transaction_id"], callback["message"]["correlation_id"]) == (
+            "t-1",
+            correlation,
+        )
+        status = site.post(
+            "/registry/sync/txn/status",
+            "txn-status",
+            {
+                "transaction_id": "t-2",
+                "txnstatus_request": {
+                    "reference_id": "r-9",
+                    "txn_type": "search",
+                    "attribute_type": "transaction_id",
+                    "attribute_value": "t-1",
+                },
+            },
+        )
+        assert status.status_code == 200 and status.json()["header"]["action"] == "txn-on-status"
+        txn = status.json()["message"]["txnstatus_response"]["txn_status"]
+        assert txn["correlation_id"] == correlation and txn["search_response"][0]["status"] == "succ"
+
+
+def test_callbacks_to_private_addresses_are_not_made_by_default(site: Site, receiver: str) -> None:
+    ack = site.post("/registry/search", "search", _uin(), sender_uri=f"{receiver}/registry/on-search")
+    assert ack.status_code == 202 and _Receiver.received == []
+
+
+def test_unsigned_messages_only_where_the_operator_allows_them(engine: sa.Engine, database_url: str) -> None:
+    for site in _site(engine, database_url, dci_allow_unsigned=True):
+        message = _uin()
+        head = {
+            "message_id": "m",
+            "message_ts": "2026-11-29T12:00:00Z",
+            "action": "search",
+            "sender_id": "ministry",
+            "total_count": 1,
+        }
+        for placeholder in ("unsigned-stub", "unsigned", ""):
+            answer = site.client.post(
+                "/registry/sync/search",
+                json={"signature": placeholder, "header": head, "message": message},
+                headers={"Authorization": f"Bearer {site.token}"},
+            )
+            assert answer.status_code == 200, answer.text
+        forged = site.client.post(
+            "/registry/sync/search",
+            json={"signature": "invalid-signature", "header": head, "message": message},
+            headers={"Authorization": f"Bearer {site.token}"},
+        )
+        assert (
+            forged.status_code == 401 and forged.json()["message"]["error"]["code"] == "err.signature.invalid"
+        )
+
+
+def test_callbacks_from_other_registries_are_acknowledged(site: Site) -> None:
+    answer = site.post(
+        "/registry/on-search",
+        "on-search",
+        {"transaction_id": "t", "correlation_id": "c-1", "search_response": []},
+        status="succ",
+    )
+    assert answer.status_code == 200 and answer.json()["message"] == answer.json()["message"] | {
+        "ack_status": "ACK",
+        "correlation_id": "c-1",
+    }
