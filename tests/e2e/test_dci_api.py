@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from canasta.adapters.tables import access_log, partner_requests
 from canasta.domain import dci_signature
 from canasta.entrypoints.api.app import create_server
+from canasta.entrypoints.api.dci import Notifier
 from canasta.service import partners, portal
 from canasta.service.bootstrap import bootstrap
 from canasta.service.settings import Settings
@@ -31,8 +32,11 @@ PURPOSE = "Checking eligibility for the school meals programme"
 
 
 class Site:
-    def __init__(self, engine: sa.Engine, world: World, client: TestClient, token: str) -> None:
+    def __init__(
+        self, engine: sa.Engine, world: World, client: TestClient, token: str, notifier: Notifier
+    ) -> None:
         self.engine, self.world, self.client, self.token = engine, world, client, token
+        self.notifier = notifier
 
     def post(
         self,
@@ -74,8 +78,10 @@ def _site(engine: sa.Engine, database_url: str, **settings: Any) -> Iterator[Sit
         ["registration_id", "given_names", "household", "group_size"],
     )
     canasta = bootstrap(replace(Settings.load(database_url), **settings))
-    with TestClient(create_server(canasta), raise_server_exceptions=False) as client:
-        yield Site(engine, world, client, token)
+    server = create_server(canasta)
+    notifier = server.app.state.notifier  # type: ignore[attr-defined]
+    with TestClient(server, raise_server_exceptions=False) as client:
+        yield Site(engine, world, client, token, notifier)
     canasta.close()
 
 
@@ -309,3 +315,82 @@ def test_callbacks_from_other_registries_are_acknowledged(site: Site) -> None:
         "ack_status": "ACK",
         "correlation_id": "c-1",
     }
+
+
+def test_a_subscriber_is_answered_then_notified_of_new_registrations_matching_its_filter(
+    engine: sa.Engine, database_url: str, receiver: str
+) -> None:
+    from canasta.service import registry
+    from tests.helpers import household
+
+    for site in _site(engine, database_url, dci_private_callbacks=True):
+        message = {
+            "transaction_id": "t-s",
+            "subscribe_request": [
+                {
+                    "reference_id": "r-1",
+                    "timestamp": "2026-11-29T12:00:00Z",
+                    "subscribe_criteria": {
+                        "reg_event_type": "REGISTER",
+                        "filter_type": "expression",
+                        "filter": {"region": "Sur"},
+                        "notify_record_type": "Member",
+                    },
+                },
+                {
+                    "reference_id": "r-2",
+                    "timestamp": "2026-11-29T12:00:00Z",
+                    "subscribe_criteria": {
+                        "reg_event_type": "REGISTER",
+                        "filter": [
+                            {
+                                "expression1": {
+                                    "attribute_name": "religion",
+                                    "operator": "eq",
+                                    "attribute_value": "x",
+                                }
+                            }
+                        ],
+                        "notify_record_type": "Member",
+                    },
+                },
+            ],
+        }
+        ack = site.post(
+            "/registry/subscribe", "subscribe", message, sender_uri=f"{receiver}/registry/on-subscribe"
+        )
+        assert ack.status_code == 202
+        (answered,) = _Receiver.received
+        assert answered["path"] == "/registry/on-subscribe"
+        made, refused = answered["body"]["message"]["subscribe_response"]
+        assert made["status"] == "succ" and refused["status"] == "rjct"
+        code = made["subscriptions"][0]["code"]
+        assert site.notifier.tick() == 0  # nothing registered since
+        registry.import_households(site.engine, [household("S1", 2, "Sur"), household("N9", 1, "Norte")])
+        assert site.notifier.tick() == 1
+        notified = _Receiver.received[-1]
+        assert notified["path"] == "/registry/notify" and notified["body"]["header"]["action"] == "notify"
+        events = notified["body"]["message"]["notify_event"]
+        assert [e["data"]["reg_records"]["member_identifier"][0]["identifier_value"] for e in events] == [
+            "S1-0",
+            "S1-1",
+        ]
+        assert site.notifier.tick() == 0  # each person once
+        seen = [a.actor_name for a in portal.access_log(site.engine, site.world.household_cards["H1"])]
+        assert seen == []  # only the households announced were read
+        ended = site.post(
+            "/registry/unsubscribe",
+            "unsubscribe",
+            {
+                "transaction_id": "t-u",
+                "timestamp": "2026-11-29T12:00:00Z",
+                "subscription_codes": [code, "sub-unknown"],
+            },
+            sender_uri=f"{receiver}/registry/on-unsubscribe",
+        )
+        assert ended.status_code == 202
+        answer = _Receiver.received[-1]["body"]["message"]
+        assert answer["subscription_status"] == [{"code": code, "status": "unsubscribe"}]
+        assert answer["status_reason_code"] == "rjct.subscription_code.invalid"
+        registry.import_households(site.engine, [household("S2", 1, "Sur")])
+        assert site.notifier.tick() == 0

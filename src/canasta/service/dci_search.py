@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -208,10 +208,20 @@ def _sex(value: Any) -> str:
 
 
 def run(
-    engine: sa.Engine, partner: Partner, search: Search, consent: Mapping[str, Any] | None, today: date
+    engine: sa.Engine,
+    partner: Partner,
+    search: Search,
+    consent: Mapping[str, Any] | None,
+    today: date,
+    new_between: tuple[int, int] | None = None,
+    page_size: int | None = None,
 ) -> Page:
     """One page of what ``search`` finds, as the records ``partner`` may receive; each
-    household returned is logged as read by the partner."""
+    household returned is logged as read by the partner. ``new_between`` (lo, hi] keeps only
+    people (or households with people) registered with ids in that range: what a
+    subscription announces."""
+    if page_size is not None:
+        search = replace(search, page_size=page_size, page_number=1)
     with transaction(engine) as conn:
         columns = _Columns(conn, search.entity)
         if search.entity == "Member":
@@ -236,6 +246,13 @@ def run(
                 query = query.where(households.c.id.in_(people))
         if search.where is not None:
             query = query.where(columns.condition(search.where, today))
+        if new_between is not None:
+            low, high = new_between
+            if search.entity == "Member":
+                query = query.where(persons.c.id > low, persons.c.id <= high)
+            else:
+                joined = sa.select(persons.c.household_id).where(persons.c.id > low, persons.c.id <= high)
+                query = query.where(households.c.id.in_(joined))
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
         order = []
         for name, ascending in search.sort:

@@ -21,7 +21,7 @@ from canasta.domain.offline import SignedEntry
 from canasta.domain.quantity import format_milli
 from canasta.domain.signed_note import Verifier
 from canasta.entrypoints.api import problems
-from canasta.entrypoints.api.dci import dci_router
+from canasta.entrypoints.api.dci import Notifier, dci_router
 from canasta.entrypoints.api.log import log_router, receipt_router
 from canasta.entrypoints.api.redemptions import FastPath, RedemptionEndpoint
 from canasta.entrypoints.api.schemas import (
@@ -88,6 +88,8 @@ _REDEMPTION_OPENAPI: dict[str, Any] = {
 
 
 def create_app(canasta: Canasta) -> FastAPI:
+    notifier = Notifier(canasta)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Everything loaded so far lives as long as the server: move it out of the cyclic
@@ -98,9 +100,11 @@ def create_app(canasta: Canasta) -> FastAPI:
         # 700 allocations (the default) cost a few per cent of a request for nothing.
         gc.set_threshold(50_000, 20, 20)
         canasta.desk.start()
+        notifier.start()
         try:
             yield
         finally:
+            notifier.stop()
             canasta.desk.stop()
 
     app = FastAPI(
@@ -350,6 +354,7 @@ def create_app(canasta: Canasta) -> FastAPI:
     app.include_router(receipt_router(canasta.log, unit_of))
     app.include_router(log_router(canasta.log))
     app.include_router(dci_router(canasta))
+    app.state.notifier = notifier
     pages.install(app, canasta)
     app.state.redemptions = endpoint
     return app

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,8 +30,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from canasta.domain import dci_signature
+from canasta.domain.dci_query import QueryRejected
 from canasta.domain.errors import CanastaError
-from canasta.service import dci_exchange, partners
+from canasta.service import dci_exchange, dci_subscriptions, partners
 from canasta.service.bootstrap import Canasta
 from canasta.service.dci_exchange import VERSION, new_id, now_ts
 from canasta.service.partners import Partner
@@ -346,6 +348,141 @@ def dci_router(canasta: Canasta) -> APIRouter:
         background.add_task(work)
         return JSONResponse(_ack(cid), status_code=202)
 
+    def _subscribe_request(message: Mapping[str, Any]) -> str:
+        transaction_id = _string(message.get("transaction_id"), "message.transaction_id")
+        items = message.get("subscribe_request")
+        if not isinstance(items, list) or not items or len(items) > 100:
+            raise Refused(
+                400, "err.request.bad", "message.subscribe_request must be a list of 1 to 100 items"
+            )
+        for n, item in enumerate(items):
+            where = f"message.subscribe_request[{n}]"
+            if not isinstance(item, dict):
+                raise Refused(400, "err.request.bad", f"{where} must be an object")
+            _string(item.get("reference_id"), f"{where}.reference_id", 200)
+            _timestamp(item.get("timestamp"), f"{where}.timestamp")
+            criteria = item.get("subscribe_criteria")
+            if not isinstance(criteria, dict):
+                raise Refused(400, "err.request.bad", f"{where}.subscribe_criteria must be an object")
+            for name in ("reg_event_type", "notify_record_type"):
+                _string(criteria.get(name), f"{where}.subscribe_criteria.{name}", 64)
+            if "filter" not in criteria:
+                raise Refused(400, "err.request.bad", f"{where}.subscribe_criteria.filter is missing")
+        return transaction_id
+
+    def _subscribe_answer(
+        partner: Partner, header: Mapping[str, Any], message: Mapping[str, Any], cid: str
+    ) -> dict[str, Any]:
+        notify = _notify_uri(header.get("sender_uri"))
+        answers: list[dict[str, Any]] = []
+        for item in message["subscribe_request"]:
+            try:
+                made = dci_subscriptions.subscribe(engine, partner, item["subscribe_criteria"], notify)
+            except QueryRejected as refused:
+                reason = (
+                    refused.reason_code
+                    if refused.reason_code.startswith("rjct.notify")
+                    else "rjct.notify_details.invalid"
+                )
+                answers.append(
+                    {
+                        "reference_id": str(item["reference_id"]),
+                        "timestamp": now_ts(),
+                        "status": "rjct",
+                        "status_reason_code": reason,
+                        "status_reason_message": refused.message[:999],
+                    }
+                )
+                continue
+            answers.append(
+                {
+                    "reference_id": str(item["reference_id"]),
+                    "timestamp": now_ts(),
+                    "status": "succ",
+                    "subscriptions": [
+                        {
+                            "code": made.code,
+                            "status": "subscribe",
+                            "timestamp": now_ts(),
+                            "reg_event_type": made.reg_event_type,
+                            "notify_record_type": made.notify_record_type,
+                        }
+                    ],
+                }
+            )
+        answer = {
+            "transaction_id": str(message["transaction_id"]),
+            "correlation_id": cid,
+            "subscribe_response": answers,
+        }
+        dci_exchange.complete(engine, cid, "succ", answer)
+        return answer
+
+    @router.post("/registry/subscribe", status_code=202)
+    async def subscribe(request: Request, background: BackgroundTasks) -> JSONResponse:
+        """Subscribe to new registrations matching a filter: acknowledged at once, answered
+        at ``sender_uri`` (``on-subscribe``); notifications go to its ``notify`` sibling."""
+        try:
+            partner, header, message = await gate.open(request, "subscribe")
+            transaction_id = _subscribe_request(message)
+        except Refused as refused:
+            return _refusal(refused)
+        cid = await run_in_threadpool(
+            dci_exchange.record, engine, partner, "subscribe", transaction_id, "pdng"
+        )
+        target = gate.callback_target(header.get("sender_uri"))
+
+        def work() -> None:
+            answer = _subscribe_answer(partner, header, message, cid)
+            if target is not None:
+                gate.post(target, gate.envelope("on-subscribe", partner.sender_id, answer))
+
+        background.add_task(work)
+        return JSONResponse(_ack(cid), status_code=202)
+
+    @router.post("/registry/unsubscribe", status_code=202)
+    async def unsubscribe(request: Request, background: BackgroundTasks) -> JSONResponse:
+        """End subscriptions: acknowledged at once, answered at ``sender_uri`` (``on-unsubscribe``)."""
+        try:
+            partner, header, message = await gate.open(request, "unsubscribe")
+            transaction_id = _string(message.get("transaction_id"), "message.transaction_id")
+            _timestamp(message.get("timestamp"), "message.timestamp")
+            codes = message.get("subscription_codes")
+            if not isinstance(codes, list) or not codes or len(codes) > 100:
+                raise Refused(
+                    400, "err.request.bad", "message.subscription_codes must be a list of 1 to 100 codes"
+                )
+            for n, code in enumerate(codes):
+                _string(code, f"message.subscription_codes[{n}]")
+        except Refused as refused:
+            return _refusal(refused)
+        cid = await run_in_threadpool(
+            dci_exchange.record, engine, partner, "unsubscribe", transaction_id, "pdng"
+        )
+        target = gate.callback_target(header.get("sender_uri"))
+
+        def work() -> None:
+            ended = dci_subscriptions.unsubscribe(engine, partner, [str(c) for c in codes])
+            answer: dict[str, Any] = {
+                "transaction_id": transaction_id,
+                "correlation_id": cid,
+                "timestamp": now_ts(),
+                "status": "succ" if all(ended.values()) else "rjct",
+                "subscription_status": [
+                    {"code": code, "status": "unsubscribe"} for code, done in ended.items() if done
+                ],
+            }
+            if not all(ended.values()):
+                unknown = ", ".join(code for code, done in ended.items() if not done)
+                answer["status_reason_code"] = "rjct.subscription_code.invalid"
+                answer["status_reason_message"] = f"no active subscription of this partner: {unknown}"[:999]
+            dci_exchange.complete(engine, cid, str(answer["status"]), answer)
+            if target is not None:
+                gate.post(target, gate.envelope("on-unsubscribe", partner.sender_id, answer))
+
+        background.add_task(work)
+        return JSONResponse(_ack(cid), status_code=202)
+
     # (path, action, header of a callback, message required), as the corrected OpenAPI has them
     for path, action, callback, required in (
         ("/registry/on-search", "on-search", True, False),
@@ -359,6 +496,74 @@ def dci_router(canasta: Canasta) -> APIRouter:
         )
 
     return router
+
+
+def _notify_uri(sender_uri: object) -> str | None:
+    """Where a subscriber is notified: the ``notify`` path beside the URI it asked from
+    (``…/registry/on-subscribe`` → ``…/registry/notify``)."""
+    if not isinstance(sender_uri, str) or not sender_uri:
+        return None
+    base, _, last = sender_uri.rstrip("/").rpartition("/")
+    return f"{base}/notify" if last.startswith("on-") else f"{sender_uri.rstrip('/')}/notify"
+
+
+class Notifier:
+    """Sends subscribers what is due, every few seconds, from the server process."""
+
+    def __init__(self, canasta: Canasta, every: float = 5.0) -> None:
+        self.gate = Gate(canasta)
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="canasta-dci-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _partner(self, partner_id: int) -> Partner | None:
+        found = [p for p in partners.list_partners(self.gate.engine) if p.id == partner_id and p.active]
+        return found[0] if found else None
+
+    def tick(self) -> int:
+        """Send what is due now; returns how many notifications went out."""
+        sent = 0
+        for due in dci_subscriptions.due(self.gate.engine, self._partner, date.today()):
+            target = self.gate.callback_target(due.notify_uri)
+            if target is None:
+                continue
+            message = {
+                "transaction_id": new_id(),
+                "notify_event": [
+                    {
+                        "reference_id": f"{due.code}-{n}",
+                        "timestamp": now_ts(),
+                        "data": {
+                            "version": VERSION,
+                            "reg_type": "ns:org:RegistryType:Social",
+                            "reg_event_type": "REGISTER",
+                            "reg_record_type": due.entity,
+                            "reg_records": record,
+                        },
+                        "locale": "eng",
+                    }
+                    for n, record in enumerate(due.records)
+                ],
+            }
+            self.gate.post(target, self.gate.envelope("notify", due.receiver, message))
+            sent += 1
+        return sent
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception:  # the next tick tries again; nothing was marked sent
+                log.exception("sending notifications failed")
 
 
 def _receiver(gate: Gate, action: str, callback: bool, required: bool) -> Any:
