@@ -394,3 +394,20 @@ def test_a_subscriber_is_answered_then_notified_of_new_registrations_matching_it
         assert answer["status_reason_code"] == "rjct.subscription_code.invalid"
         registry.import_households(site.engine, [household("S2", 1, "Sur")])
         assert site.notifier.tick() == 0
+
+
+def test_a_page_of_nothing_is_a_malformed_request(site: Site) -> None:
+    for pagination in (
+        {"page_size": 0},
+        {"page_size": 10, "page_number": 0},
+        {"page_size": -3},
+        {"page_size": "ten"},
+    ):
+        message = _uin(pagination=pagination)
+        for path in ("/registry/sync/search", "/registry/search"):
+            answer = site.post(path, "search", message)
+            assert answer.status_code == 400, (path, pagination, answer.text)
+            assert answer.json()["message"]["error"]["code"] == "err.request.bad"
+        on_item = _uin()
+        on_item["search_request"][0]["pagination"] = pagination
+        assert site.post("/registry/sync/search", "search", on_item).status_code == 400

@@ -220,8 +220,27 @@ def dci_router(canasta: Canasta) -> APIRouter:
                 raise Refused(400, "err.request.bad", f"{where} must be an object")
             _string(item.get("reference_id"), f"{where}.reference_id", 200)
             _timestamp(item.get("timestamp"), f"{where}.timestamp")
-            if not isinstance(item.get("search_criteria"), dict):
+            criteria = item.get("search_criteria")
+            if not isinstance(criteria, dict):
                 raise Refused(400, "err.request.bad", f"{where}.search_criteria must be an object")
+            # A page of no records, or before the first, is a malformed request (a page too
+            # large for this registry is answered in the item: rjct.pagination.invalid).
+            for holder, name in ((criteria, "search_criteria.pagination"), (item, "pagination")):
+                pagination = holder.get("pagination")
+                if pagination is None:
+                    continue
+                if not isinstance(pagination, dict):
+                    raise Refused(400, "err.request.bad", f"{where}.{name} must be an object")
+                for field in ("page_size", "page_number"):
+                    value = pagination.get(field)
+                    if value is not None and (
+                        isinstance(value, bool) or not isinstance(value, int) or value < 1
+                    ):
+                        raise Refused(
+                            400,
+                            "err.request.bad",
+                            f"{where}.{name}.{field} must be a whole number of at least 1",
+                        )
             locale = item.get("locale")
             if locale is not None and not (isinstance(locale, str) and len(locale) == 3 and locale.islower()):
                 raise Refused(400, "err.request.bad", f"{where}.locale must be three lower-case letters")
