@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import typer
@@ -206,13 +207,32 @@ def _report_rejects(error: ImportRejected, rejects: Path, *, partial: bool = Fal
 
 @registry_app.command("import")
 def registry_import(
-    file: Annotated[Path, typer.Argument(help="Registrations, CSV or Parquet (.parquet), one person a row.")],
+    file: Annotated[
+        Path | None, typer.Argument(help="Registrations, CSV or Parquet (.parquet), one person a row.")
+    ] = None,
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write the refused rows (default: FILE.rejects.csv).")
     ] = None,
     all_or_nothing: Annotated[
         bool, typer.Option("--all-or-nothing", help="Import nothing if any row is bad.")
     ] = False,
+    from_dci: Annotated[
+        str | None,
+        typer.Option(
+            "--from-dci",
+            help="Pull the registrations from another SPDCI registry at this address instead of a file.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CANASTA_DCI_TOKEN", help="The bearer token that registry gave canasta (--from-dci)."
+        ),
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="The search criteria to send, as JSON (--from-dci; default: every person)."),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Import registrations (people grouped into households by household_ref) in one
@@ -223,6 +243,11 @@ def registry_import(
     date_of_birth (YYYY-MM-DD), region, municipality, address, phone, household_ref, and the
     declared attributes' columns."""
     engine = _engine(db)
+    if from_dci is not None:
+        _import_from_dci(engine, from_dci, token, query, rejects, all_or_nothing, file)
+        return
+    if file is None:
+        raise typer.BadParameter("name a FILE, or --from-dci URL", param_hint="FILE")
     target = rejects or file.with_name(file.name + ".rejects.csv")
     try:
         with _bar(f"Importing {file.name}") as advance:
@@ -242,6 +267,50 @@ def registry_import(
                 list(summary.refused),
             ),
             target,
+            partial=True,
+        )
+
+
+def _import_from_dci(
+    engine: sa.Engine,
+    url: str,
+    token: str | None,
+    query: str | None,
+    rejects: Path | None,
+    all_or_nothing: bool,
+    keep: Path | None,
+) -> None:
+    import json
+
+    from canasta.service.dci_client import Client, import_from_dci
+    from canasta.service.transparency import keyring_of
+
+    if not token:
+        raise typer.BadParameter("give the token that registry issued to canasta", param_hint="--token")
+    try:
+        criteria = json.loads(query) if query else None
+    except ValueError:
+        raise typer.BadParameter("the query is not JSON", param_hint="--query") from None
+    if criteria is not None and not isinstance(criteria, dict):
+        raise typer.BadParameter("the query is a JSON object of search criteria", param_hint="--query")
+    settings = Settings.load()
+    client = Client(url, token, settings.dci_sender_id, keyring_of(engine).dci.private)
+    try:
+        with console.status(f"Asking {url} …"):
+            summary, written = import_from_dci(engine, client, criteria, all_or_nothing, keep)
+    except ImportRejected as error:
+        _report_rejects(error, rejects or Path(f"{urlsplit(url).netloc or 'registry'}.rejects.csv"))
+        raise typer.Exit(1) from None
+    console.print(
+        f"Imported {summary.people:,} people in {summary.households:,} households from {url} "
+        f"(the records are in {written}). Run 'canasta registry dedup' to find people registered twice."
+    )
+    if summary.refused:
+        _report_rejects(
+            ImportRejected(
+                f"{summary.refused_rows:,} records from {url} were refused", list(summary.refused)
+            ),
+            rejects or written.with_name(written.name + ".rejects.csv"),
             partial=True,
         )
 

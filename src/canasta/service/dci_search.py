@@ -346,7 +346,12 @@ def _member_records(
         if "given_names" in fields:
             name["given_name"] = r.given_names
         if "family_names" in fields:
-            name["surname"] = " ".join(p for p in (r.family_name, r.second_family_name) if p)
+            # Two family names, as in Spanish and Portuguese names: the second is kept apart
+            # (an extra key; the standard's Name has one surname) so a registry reading
+            # these records can keep them apart too.
+            name["surname"] = r.family_name
+            if r.second_family_name:
+                name["second_surname"] = r.second_family_name
         if name:
             person["name"] = {"@type": "Name", **name}
         if "sex" in fields:
