@@ -411,3 +411,26 @@ def test_a_page_of_nothing_is_a_malformed_request(site: Site) -> None:
         on_item = _uin()
         on_item["search_request"][0]["pagination"] = pagination
         assert site.post("/registry/sync/search", "search", on_item).status_code == 400
+
+
+def test_an_expired_or_disabled_partner_and_an_oversized_body_are_refused(site: Site) -> None:
+    with site.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE partners SET expires_at = '2020-01-31T00:00:00+00:00'"))
+    expired = site.post("/registry/sync/search", "search", _uin())
+    assert (
+        expired.status_code == 401
+        and expired.json()["message"]["error"]["code"] == "err.request.unauthorized"
+    )
+    assert "ended on 2020-01-31" in expired.json()["message"]["error"]["message"]
+    with site.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE partners SET expires_at = NULL"))
+    partners.set_active(site.engine, None, "ministry", False)
+    assert site.post("/registry/sync/search", "search", _uin()).status_code == 401
+    partners.set_active(site.engine, None, "ministry", True)
+    huge = site.client.post(
+        "/registry/sync/search",
+        content=b"{" + b" " * 1_100_000 + b"}",
+        headers={"Authorization": f"Bearer {site.token}", "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413 and huge.json()["message"]["error"]["code"] == "err.request.bad"
+    assert site.post("/registry/sync/search", "search", _uin()).status_code == 200
