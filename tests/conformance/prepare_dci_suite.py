@@ -46,6 +46,7 @@ FIELDS = [
     "household",
     "group_size",
     "region",
+    "poverty_score",
 ]
 
 

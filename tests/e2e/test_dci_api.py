@@ -333,7 +333,7 @@ def test_a_subscriber_is_answered_then_notified_of_new_registrations_matching_it
                     "subscribe_criteria": {
                         "reg_event_type": "REGISTER",
                         "filter_type": "expression",
-                        "filter": {"region": "Sur"},
+                        "filter": {"group_size": {"$ge": 2}},
                         "notify_record_type": "Member",
                     },
                 },
@@ -434,3 +434,104 @@ def test_an_expired_or_disabled_partner_and_an_oversized_body_are_refused(site: 
     )
     assert huge.status_code == 413 and huge.json()["message"]["error"]["code"] == "err.request.bad"
     assert site.post("/registry/sync/search", "search", _uin()).status_code == 200
+
+
+def test_txn_status_gives_statuses_not_records_again(site: Site) -> None:
+    assert site.post("/registry/sync/search", "search", _uin()).status_code == 200
+    status = site.post(
+        "/registry/sync/txn/status",
+        "txn-status",
+        {
+            "transaction_id": "t-2",
+            "txnstatus_request": {
+                "reference_id": "r-9",
+                "txn_type": "search",
+                "attribute_type": "transaction_id",
+                "attribute_value": "t-1",
+            },
+        },
+    )
+    (item,) = status.json()["message"]["txnstatus_response"]["txn_status"]["search_response"]
+    assert item["status"] == "succ" and item["pagination"]["total_count"] == 1
+    assert "data" not in item  # the records are not handed out again, unlogged
+    with site.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(access_log)) == 1
+
+
+def test_notifications_survive_a_bad_subscription_an_expiry_and_a_failed_delivery(
+    engine: sa.Engine, database_url: str, receiver: str
+) -> None:
+    from canasta.adapters.tables import partner_subscriptions
+    from canasta.service import registry
+    from tests.helpers import household
+
+    for site in _site(engine, database_url, dci_private_callbacks=True):
+
+        def subscribe(filter_: Any, site: Site = site) -> None:
+            message = {
+                "transaction_id": "t-s",
+                "subscribe_request": [
+                    {
+                        "reference_id": "r-1",
+                        "timestamp": "2026-11-29T12:00:00Z",
+                        "subscribe_criteria": {
+                            "reg_event_type": "REGISTER",
+                            "filter": filter_,
+                            "notify_record_type": "Member",
+                        },
+                    }
+                ],
+            }
+            site.post(
+                "/registry/subscribe", "subscribe", message, sender_uri=f"{receiver}/registry/on-subscribe"
+            )
+
+        subscribe({"group_size": {"$ge": 1}})
+        # A filter that stops running later (forced here: the registry checks filters when
+        # they are made) must not stop the others.
+        subscribe({"group_size": {"$ge": 1}})
+        with site.engine.begin() as conn:
+            code = conn.scalar(sa.select(sa.func.max(partner_subscriptions.c.code)))
+            conn.execute(
+                sa.update(partner_subscriptions)
+                .where(partner_subscriptions.c.code == code)
+                .values(filter='{"criteria": {"filter": {"shoe_size": 1}}, "watermark": 0}')
+            )
+        registry.import_households(site.engine, [household("S1", 1, "Sur")])
+        _Receiver.received.clear()
+        assert site.notifier.tick() == 1 and len(_Receiver.received) == 1
+        # Undelivered (the receiver is gone): tried again, not lost.
+        registry.import_households(site.engine, [household("S2", 1, "Sur")])
+        real = site.notifier.gate.post
+        site.notifier.gate.post = lambda uri, envelope: False  # type: ignore[method-assign]
+        assert site.notifier.tick() == 0
+        site.notifier.gate.post = real  # type: ignore[method-assign]
+        assert site.notifier.tick() == 1
+        # An expired partner is notified of nothing.
+        registry.import_households(site.engine, [household("S3", 1, "Sur")])
+        with site.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE partners SET expires_at = '2020-01-31T00:00:00+00:00'"))
+        assert site.notifier.tick() == 0
+
+
+def test_a_subscription_on_an_attribute_not_granted_or_not_held_is_refused(site: Site, receiver: str) -> None:
+    for filter_ in ({"sex": "F"}, {"shoe_size": 1}):
+        message = {
+            "transaction_id": "t-s",
+            "subscribe_request": [
+                {
+                    "reference_id": "r-1",
+                    "timestamp": "2026-11-29T12:00:00Z",
+                    "subscribe_criteria": {
+                        "reg_event_type": "REGISTER",
+                        "filter": filter_,
+                        "notify_record_type": "Member",
+                    },
+                }
+            ],
+        }
+        assert site.post("/registry/subscribe", "subscribe", message).status_code == 202
+    from canasta.adapters.tables import partner_subscriptions
+
+    with site.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(partner_subscriptions)) == 0

@@ -20,7 +20,7 @@ from canasta.domain.errors import ImportRejected
 from canasta.entrypoints.api.app import create_server
 from canasta.service import partners, portal
 from canasta.service.bootstrap import bootstrap
-from canasta.service.dci_client import Client, DciUnreachable, import_from_dci
+from canasta.service.dci_client import DEFAULT_QUERY, Client, DciUnreachable, import_from_dci
 from canasta.service.keys import load_keyring
 from canasta.service.settings import Settings
 from canasta.service.transparency import bind_keys, keyring_of
@@ -87,7 +87,7 @@ def _people(engine: sa.Engine) -> list[tuple[str, str, str, str]]:
 
 
 def test_one_canasta_imports_another_page_by_page(
-    engine: sa.Engine, database_url: str, other: sa.Engine
+    engine: sa.Engine, database_url: str, other: sa.Engine, tmp_path: Path
 ) -> None:
     world, token, canasta = _source(engine, database_url, other, FIELDS)
     try:
@@ -95,14 +95,13 @@ def test_one_canasta_imports_another_page_by_page(
             client = Client(
                 "http://registry-a/", token, "canasta-b", keyring_of(other).dci.private, http=http
             )
-            summary, written = import_from_dci(other, client)
+            kept = tmp_path / "from-a.csv"
+            summary, written = import_from_dci(other, client, keep=kept)
             assert (summary.people, summary.households) == (10, 4)
-            assert written.exists()
+            assert written == kept and kept.exists()
             assert _people(other) == _people(engine)  # both family names kept apart
             # Small pages give the same: the client walks them all.
-            pages = list(
-                client.records({"query_type": "expression", "query": {"group_size": {"$ge": 1}}}, page_size=3)
-            )
+            pages = list(client.records(DEFAULT_QUERY, page_size=3))
             assert len(pages) == 10
     finally:
         canasta.close()

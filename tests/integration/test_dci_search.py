@@ -53,7 +53,7 @@ def _logged(engine: sa.Engine) -> list[tuple[str, str, str, str, str | None]]:
 
 def test_a_person_by_identifier_with_only_the_partners_fields_and_the_read_logged(engine: sa.Engine) -> None:
     build_world(engine)
-    partner = _partner(engine, ["given_names", "birth_date", "household"])
+    partner = _partner(engine, ["registration_id", "given_names", "birth_date", "household"])
     item = _search(
         "idtype-value", {"type": "UIN", "value": "H3-1"}, consent={"ts": "2026-11-01", "purpose": "x"}
     )
@@ -67,7 +67,8 @@ def test_a_person_by_identifier_with_only_the_partners_fields_and_the_read_logge
     assert person["birth_date"] == "1980-01-02"
     assert "sex" not in person and "address" not in person and "phone_number" not in person
     assert record["member_identifier"] == [
-        {"@type": "Identifier", "identifier_type": "HOUSEHOLD_ID", "identifier_value": "H3"}
+        {"@type": "Identifier", "identifier_type": "UIN", "identifier_value": "H3-1"},
+        {"@type": "Identifier", "identifier_type": "HOUSEHOLD_ID", "identifier_value": "H3"},
     ]
     assert "identifier" not in record  # the SRPerson array stays inside demographic_info
     assert _logged(engine) == [
@@ -113,7 +114,7 @@ def test_households_by_expression_with_pages_and_sorting(engine: sa.Engine) -> N
 
 def test_people_by_predicate_on_age_and_sex(engine: sa.Engine) -> None:
     build_world(engine)
-    partner = _partner(engine, ["registration_id"])
+    partner = _partner(engine, ["registration_id", "birth_date", "sex"])
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE persons SET date_of_birth = :d, sex = 'M' WHERE registration_id = 'H4-3'"),
@@ -138,7 +139,7 @@ def test_people_by_predicate_on_age_and_sex(engine: sa.Engine) -> None:
 
 def test_an_attribute_the_registry_does_not_hold_is_refused_and_nothing_is_logged(engine: sa.Engine) -> None:
     build_world(engine)
-    partner = _partner(engine, ["household"])
+    partner = _partner(engine, ["registration_id", "household", "birth_date", "sex"])
     for item, reason in [
         (_search("expression", {"poverty_score": {"$lt": 5}}), "rjct.filter.invalid"),
         (_search("idtype-value", {"type": "PASSPORT", "value": "x"}), "rjct.filter.invalid"),
@@ -153,3 +154,60 @@ def test_an_attribute_the_registry_does_not_hold_is_refused_and_nothing_is_logge
             dci_search.run(engine, partner, parse_search(item), None, TODAY)
         assert refused.value.reason_code == reason
     assert _logged(engine) == []
+
+
+def test_a_partner_filters_sorts_and_looks_up_only_by_what_it_receives(engine: sa.Engine) -> None:
+    """A filter on a field the partner is not given would tell it that field through the
+    matches (and the count), with no record returned and nothing logged."""
+    build_world(engine)
+    partner = _partner(engine, ["household", "group_size"])
+    for item, reason in [
+        (_search("expression", {"birth_date": "1980-01-02"}), "rjct.filter.invalid"),
+        (_search("expression", {"$not": {"age": {"$lt": 50}}}), "rjct.filter.invalid"),
+        (
+            _search(
+                "predicate",
+                [{"expression1": {"attribute_name": "sex", "operator": "eq", "attribute_value": "F"}}],
+            ),
+            "rjct.filter.invalid",
+        ),
+        (_search("idtype-value", {"type": "UIN", "value": "H3-1"}), "rjct.filter.invalid"),
+        (_search("idtype-value", {"type": "MOBILE", "value": "555"}), "rjct.filter.invalid"),
+        (
+            _search("expression", {"group_size": {"$ge": 1}}, sort=[{"attribute_name": "family_name"}]),
+            "rjct.sort.invalid",
+        ),
+    ]:
+        with pytest.raises(QueryRejected, match="may not") as refused:
+            dci_search.run(engine, partner, parse_search(item), None, TODAY)
+        assert refused.value.reason_code == reason
+    assert _logged(engine) == []
+    groups = parse_search(_search("expression", {"group_size": {"$ge": 3}}, response_entity="Group"))
+    assert dci_search.run(engine, partner, groups, None, TODAY).total_count == 2
+
+
+def test_values_that_do_not_fit_are_refused_not_failed(engine: sa.Engine) -> None:
+    build_world(engine)
+    partner = _partner(engine, ["registration_id", "birth_date", "region", "group_size"])
+    for query in (
+        {"age": {"$lt": 10000}},
+        {"age": {"$lt": 1e300}},
+        {"group_size": {"$gt": 10**400}},
+        {"group_size": {"$gt": "many"}},
+    ):
+        with pytest.raises(QueryRejected):
+            dci_search.run(engine, partner, parse_search(_search("expression", query)), None, TODAY)
+    # A number for a text column is compared as text, on both databases.
+    page = dci_search.run(engine, partner, parse_search(_search("expression", {"region": 5})), None, TODAY)
+    assert page.total_count == 0
+    with pytest.raises(QueryRejected) as refused:
+        parse_search(
+            _search("expression", {"region": "Norte"}, pagination={"page_size": 10, "page_number": 10**30})
+        )
+    assert refused.value.reason_code == "rjct.pagination.invalid"
+    group_by_age = _search(
+        "expression", {"group_size": {"$ge": 1}}, response_entity="Group", sort=[{"attribute_name": "age"}]
+    )
+    with pytest.raises(QueryRejected) as sorted_refused:
+        dci_search.run(engine, partner, parse_search(group_by_age), None, TODAY)
+    assert sorted_refused.value.reason_code == "rjct.sort.invalid"

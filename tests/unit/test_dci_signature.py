@@ -87,3 +87,12 @@ def test_keys_travel_as_jwk_or_base64() -> None:
             sig.public_key_from(bad)
     with pytest.raises(ValueError, match="key name"):
         sig.key_id("s", "bad key")
+
+
+def test_a_signature_may_not_be_made_to_last() -> None:
+    lasting = sig.sign(HEADER, MESSAGE, KEY, KID, NOW, lifetime=10 * 365 * 86400)
+    with pytest.raises(sig.SignatureInvalid, match="at most 3600 seconds"):
+        sig.verify(lasting, HEADER, MESSAGE, _keys, NOW + 60)  # type: ignore[arg-type]
+    old = sig.sign(HEADER, MESSAGE, KEY, KID, NOW - 4000, lifetime=3600)
+    with pytest.raises(sig.SignatureInvalid):
+        sig.verify(old, HEADER, MESSAGE, _keys, NOW)  # type: ignore[arg-type]

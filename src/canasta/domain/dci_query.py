@@ -18,6 +18,7 @@ What the names mean (columns, declared attributes) is the service's business.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ QUERY_TYPES = ("idtype-value", "expression", "predicate")
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in")
 _MONGO = {f"${op}": op for op in OPERATORS} | {"$lte": "le", "$gte": "ge"}
 MAX_PAGE_SIZE = 1000
+MAX_PAGE_NUMBER = 10_000_000
 #: The DCI status reason codes of a refused search.
 CRITERIA = "rjct.search_criteria.invalid"
 FILTER = "rjct.filter.invalid"
@@ -202,7 +204,14 @@ def _predicate(items: Any, count: _Counter) -> Node:
 def _positive(value: Any, name: str, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < 1
+        or value > 2**31
+    ):
         raise QueryRejected(f"{name} must be a whole number of at least 1", PAGINATION)
     return int(value)
 
@@ -241,6 +250,8 @@ def parse_search(item: Mapping[str, Any], default_page_size: int = 100) -> Searc
     if page_size > MAX_PAGE_SIZE:
         raise QueryRejected(f"a page holds at most {MAX_PAGE_SIZE} records", PAGINATION)
     page_number = _positive(pagination.get("page_number"), "page_number", 1)
+    if page_number > MAX_PAGE_NUMBER:
+        raise QueryRejected(f"page_number is at most {MAX_PAGE_NUMBER:,}", PAGINATION)
     count = _Counter()
     id_type = id_value = None
     where: Node | None = None

@@ -35,6 +35,8 @@ from canasta.domain.errors import CanastaError
 
 ALGORITHM = "ed25519"
 LIFETIME = 300
+#: The longest a signature may be good for, whatever its ``expires`` says.
+LONGEST = 3600
 SKEW = 60
 #: What test tools put in ``signature`` for "not signed"; accepted only where unsigned
 #: messages are allowed at all.
@@ -132,6 +134,8 @@ def verify(
         raise SignatureInvalid("the signature's created, expires or signature value is malformed") from None
     if expires < now:
         raise SignatureInvalid("the signature has expired")
+    if expires - created > LONGEST or now - created > LONGEST + SKEW:
+        raise SignatureInvalid(f"a signature is good for at most {LONGEST} seconds from when it was made")
     if created > now + SKEW or created > expires:
         raise SignatureInvalid("the signature was made in the future")
     public = key_of(kid)

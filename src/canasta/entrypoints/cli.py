@@ -301,9 +301,10 @@ def _import_from_dci(
     except ImportRejected as error:
         _report_rejects(error, rejects or Path(f"{urlsplit(url).netloc or 'registry'}.rejects.csv"))
         raise typer.Exit(1) from None
+    kept = f" (the records are in {written})" if keep is not None else ""
     console.print(
-        f"Imported {summary.people:,} people in {summary.households:,} households from {url} "
-        f"(the records are in {written}). Run 'canasta registry dedup' to find people registered twice."
+        f"Imported {summary.people:,} people in {summary.households:,} households from {url}{kept}. "
+        "Run 'canasta registry dedup' to find people registered twice."
     )
     if summary.refused:
         _report_rejects(

@@ -12,6 +12,7 @@ deduplication afterwards (``canasta registry dedup``).
 from __future__ import annotations
 
 import csv
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -30,8 +31,9 @@ from canasta.registry.registrations import REGISTRATION_COLUMNS
 from canasta.service import registry
 from canasta.service.dci_exchange import now_ts
 
-#: Every person in the other registry: every household has at least one member.
-DEFAULT_QUERY: dict[str, Any] = {"query_type": "expression", "query": {"group_size": {"$ge": 1}}}
+#: Every person in the other registry (everyone has a registration id, which an import
+#: needs anyway, so the query asks for nothing the registry would not give).
+DEFAULT_QUERY: dict[str, Any] = {"query_type": "expression", "query": {"registration_id": {"$ne": ""}}}
 PAGE_SIZE = 500
 MAX_PAGES = 100_000
 
@@ -170,6 +172,8 @@ class Client:
             envelope = answer.json()
         except ValueError:
             raise DciUnreachable(f"the registry answered {answer.status_code} without JSON") from None
+        if not isinstance(envelope, dict):
+            raise DciUnreachable(f"the registry answered {answer.status_code} with no envelope")
         if answer.status_code != 200:
             error = (envelope.get("message") or {}).get("error") or {} if isinstance(envelope, dict) else {}
             code, why = error.get("code", ""), error.get("message", "")
@@ -181,6 +185,8 @@ class Client:
             )
         except (dci_signature.SignatureMissing, dci_signature.SignatureInvalid, KeyError, TypeError) as bad:
             raise DciUnreachable(f"the registry's answer is not signed by its published key: {bad}") from None
+        if not isinstance(envelope["message"], Mapping):
+            raise DciUnreachable("the registry's answer has no message")
         items = envelope["message"].get("search_response") or []
         if len(items) != 1 or not isinstance(items[0], Mapping):
             raise DciUnreachable("the registry's answer holds no search result")
@@ -191,13 +197,25 @@ class Client:
         return item
 
     def records(self, criteria: Mapping[str, Any], page_size: int = PAGE_SIZE) -> Iterator[Mapping[str, Any]]:
+        """Every record the query finds, page by page, by the page size the registry says it
+        used (it may cap what was asked), until an empty page or the total it gives."""
+        seen = 0
         for page in range(1, MAX_PAGES + 1):
             item = self.search(criteria, page, page_size)
-            found = (item.get("data") or {}).get("reg_records") or []
+            data = item.get("data")
+            found = data.get("reg_records") if isinstance(data, Mapping) else []
+            if not isinstance(found, list):
+                raise DciUnreachable("the registry's records are not a list")
             yield from (r for r in found if isinstance(r, Mapping))
-            total = (item.get("pagination") or {}).get("total_count")
-            if len(found) < page_size or (isinstance(total, int) and page * page_size >= total):
+            seen += len(found)
+            pagination = item.get("pagination") if isinstance(item.get("pagination"), Mapping) else {}
+            assert isinstance(pagination, Mapping)
+            total, used = pagination.get("total_count"), pagination.get("page_size")
+            if isinstance(used, int) and 0 < used < page_size:
+                page_size = used  # the next pages are asked at the size the registry keeps to
+            if not found or (isinstance(total, int) and seen >= total):
                 return
+        raise DciUnreachable(f"the registry returned more than {MAX_PAGES:,} pages")
 
 
 def import_from_dci(
@@ -213,10 +231,16 @@ def import_from_dci(
     declared = set(registry.declared_attributes(engine))
     columns = [*REGISTRATION_COLUMNS, *sorted(declared)]
     host = urlsplit(client.base).netloc.replace(":", "_") or "registry"
-    target = keep or Path(tempfile.mkdtemp(prefix="canasta-dci-")) / f"{host}.csv"
-    with target.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, columns, extrasaction="ignore")
-        writer.writeheader()
-        for record in client.records(criteria or DEFAULT_QUERY):
-            writer.writerow(row_of(record, declared))
-    return registry.import_registrations_file(engine, target, all_or_nothing=all_or_nothing), target
+    scratch = None if keep is not None else Path(tempfile.mkdtemp(prefix="canasta-dci-"))
+    target = keep or Path(str(scratch)) / f"{host}.csv"
+    try:
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.DictWriter(out, columns, extrasaction="ignore")
+            writer.writeheader()
+            for record in client.records(criteria or DEFAULT_QUERY):
+                writer.writerow(row_of(record, declared))
+        return registry.import_registrations_file(engine, target, all_or_nothing=all_or_nothing), target
+    finally:
+        # The records are people's data: a temporary copy does not outlive the import.
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

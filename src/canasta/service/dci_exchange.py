@@ -66,6 +66,18 @@ def record(
     return cid
 
 
+def _without_records(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of an answer for ``txn/status``: each item's status, reason and counts,
+    never the records (asked again, they would be a read without its log entry, under a
+    grant that may have changed since)."""
+    kept = dict(answer)
+    if isinstance(kept.get("search_response"), list):
+        kept["search_response"] = [
+            {key: value for key, value in item.items() if key != "data"} for item in kept["search_response"]
+        ]
+    return kept
+
+
 def complete(
     engine: sa.Engine,
     correlation_id: str,
@@ -74,13 +86,14 @@ def complete(
     reason_code: str | None = None,
     reason: str | None = None,
 ) -> None:
+    """Record how a request ended, keeping its answer without records."""
     with transaction(engine) as conn:
         conn.execute(
             sa.update(partner_requests)
             .where(partner_requests.c.correlation_id == correlation_id)
             .values(
                 status=status,
-                response=json.dumps(response),
+                response=json.dumps(_without_records(response)),
                 reason_code=reason_code,
                 reason=(reason or "")[:500] or None,
                 completed_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -147,7 +160,8 @@ def find_transaction(
     engine: sa.Engine, partner: Partner, attribute_type: str, value: Any
 ) -> list[dict[str, Any]]:
     """The answers kept for the partner's requests named by transaction id, correlation id
-    or a list of them (a partner sees only its own)."""
+    or a list of them (a partner sees only its own): statuses and counts, no records. A
+    request still running is answered ``pdng``."""
     values = [str(v) for v in value] if isinstance(value, list) else [str(value)]
     column = (
         partner_requests.c.correlation_id
@@ -156,8 +170,33 @@ def find_transaction(
     )
     with transaction(engine, write=False) as conn:
         rows = conn.execute(
-            sa.select(partner_requests.c.response)
+            sa.select(
+                partner_requests.c.response,
+                partner_requests.c.status,
+                partner_requests.c.transaction_id,
+                partner_requests.c.correlation_id,
+                partner_requests.c.reason_code,
+            )
             .where(partner_requests.c.partner_id == partner.id, column.in_(values[:100]))
             .order_by(partner_requests.c.id)
         ).all()
-    return [json.loads(r.response) for r in rows if r.response]
+    found = []
+    for r in rows:
+        if r.response:
+            found.append(json.loads(r.response))
+        else:  # still running, or failed before it answered
+            item: dict[str, Any] = {
+                "reference_id": r.transaction_id,
+                "timestamp": now_ts(),
+                "status": r.status,
+            }
+            if r.reason_code:
+                item["status_reason_code"] = r.reason_code
+            found.append(
+                {
+                    "transaction_id": r.transaction_id,
+                    "correlation_id": r.correlation_id,
+                    "search_response": [item],
+                }
+            )
+    return found

@@ -13,6 +13,7 @@ What a partner may ask about and receive is bounded three times:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -69,9 +70,12 @@ def _years_before(today: date, years: int) -> date:
 
 def _number(value: Any, name: str) -> float:
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise QueryRejected(f"{name} is compared with a number, not {value!r}", FILTER) from None
+    if not math.isfinite(number) or abs(number) > 1e15:
+        raise QueryRejected(f"{name} is compared with a finite number of at most 15 digits", FILTER)
+    return number
 
 
 def _compare(column: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
@@ -93,6 +97,8 @@ def _age(condition: Condition, today: date) -> sa.ColumnElement[bool]:
     if condition.op == "in":
         return sa.or_(*(_age(Condition("age", "eq", v), today) for v in condition.value))
     years = int(_number(condition.value, "age"))
+    if not 0 <= years <= 150:
+        raise QueryRejected(f"an age is from 0 to 150, not {condition.value!r}", FILTER)
     at = _years_before(today, years)  # born on or before this: at least ``years`` old
     next_year = _years_before(today, years + 1)  # born on or before this: older than ``years``
     return {
@@ -124,12 +130,56 @@ def _typed(value: Any, attribute: Attribute) -> Any:
     return str(value)
 
 
-class _Columns:
-    """The attributes a query may name, for people or for households."""
+#: The field of a partner's grant that a query name reveals: a partner may filter and sort
+#: only by what it may receive (a filter on anything else would tell it that field through
+#: the matches).
+GRANT_OF = {
+    "age": "birth_date",
+    "birth_date": "birth_date",
+    "sex": "sex",
+    "gender": "sex",
+    "given_name": "given_names",
+    "given_names": "given_names",
+    "surname": "family_names",
+    "family_name": "family_names",
+    "registration_id": "registration_id",
+    "location": "region",
+    "region": "region",
+    "district": "municipality",
+    "municipality": "municipality",
+    "group_size": "group_size",
+    "household": "household",
+}
+#: Fixed attributes held as text: a value for them is compared as text.
+_TEXT = {
+    "given_name",
+    "given_names",
+    "surname",
+    "family_name",
+    "registration_id",
+    "location",
+    "region",
+    "district",
+    "municipality",
+    "household",
+}
 
-    def __init__(self, conn: sa.Connection, entity: str) -> None:
+
+class _Columns:
+    """The attributes a query may name, for people or for households, within a grant."""
+
+    def __init__(self, conn: sa.Connection, entity: str, granted: tuple[str, ...] | None = None) -> None:
         self.entity = entity
         self.declared = attributes_repo.load(conn)
+        self.granted = granted
+
+    def allow(self, name: str, what: str = "filter on") -> None:
+        """Refuse a name whose field the partner may not receive."""
+        field = GRANT_OF.get(name, name)
+        if self.granted is not None and field not in self.granted:
+            raise QueryRejected(
+                f"this partner may not {what} {name!r}: it does not receive {field!r}", FILTER
+            )
 
     def column(self, name: str) -> tuple[Any, Attribute | None]:
         """The column ``name`` means here, and its declared attribute if it is one."""
@@ -169,13 +219,16 @@ class _Columns:
             if node.kind == "not":
                 return sa.not_(parts[0])
             return sa.and_(*parts) if node.kind == "and" else sa.or_(*parts)
+        self.allow(node.attribute)
         if node.attribute == "age":
             if self.entity != "Member":
                 raise QueryRejected("age is asked of a Member, not a Group", FILTER)
             return _age(node, today)
         column, attribute = self.column(node.attribute)
         value: Any = node.value
-        if node.attribute in ("sex", "gender"):
+        if node.attribute in _TEXT:
+            value = tuple(str(v) for v in value) if node.op == "in" else str(value)
+        elif node.attribute in ("sex", "gender"):
             value = tuple(_sex(v) for v in value) if node.op == "in" else _sex(value)
         elif node.attribute == "group_size":
             value = (
@@ -207,6 +260,20 @@ def _sex(value: Any) -> str:
     return found
 
 
+def check(engine: sa.Engine, partner: Partner, search: Search, today: date) -> None:
+    """Refuse (``QueryRejected``) a search this registry would not run for this partner,
+    without running it: what a subscription's filter must pass when it is made."""
+    with transaction(engine, write=False) as conn:
+        columns = _Columns(conn, search.entity, partner.fields)
+        if search.id_type is not None:
+            meaning = ID_TYPES.get(search.id_type.upper())
+            if meaning is None:
+                raise QueryRejected(f"this registry has no identifier type {search.id_type!r}", FILTER)
+            columns.allow(meaning, "look people up by")
+        if search.where is not None:
+            columns.condition(search.where, today)
+
+
 def run(
     engine: sa.Engine,
     partner: Partner,
@@ -223,7 +290,7 @@ def run(
     if page_size is not None:
         search = replace(search, page_size=page_size, page_number=1)
     with transaction(engine) as conn:
-        columns = _Columns(conn, search.entity)
+        columns = _Columns(conn, search.entity, partner.fields)
         if search.entity == "Member":
             query = sa.select(persons.c.id).join(households, households.c.id == persons.c.household_id)
             query = query.where(persons.c.merged_into.is_(None))
@@ -235,6 +302,7 @@ def run(
             meaning = ID_TYPES.get(search.id_type.upper())
             if meaning is None:
                 raise QueryRejected(f"this registry has no identifier type {search.id_type!r}", FILTER)
+            columns.allow(meaning, "look people up by")
             if meaning == "household":
                 query = query.where(households.c.ref == search.id_value)
             elif search.entity == "Member":
@@ -256,7 +324,13 @@ def run(
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
         order = []
         for name, ascending in search.sort:
+            try:
+                columns.allow(name, "sort by")
+            except QueryRejected as bad:
+                raise QueryRejected(bad.message, SORT) from None
             if name == "age":
+                if search.entity != "Member":
+                    raise QueryRejected("a Group is not sorted by age", SORT)
                 order.append(persons.c.date_of_birth.desc() if ascending else persons.c.date_of_birth.asc())
                 continue
             try:

@@ -11,6 +11,7 @@ search result, logged in the household's access log.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from canasta.service import dci_search
 from canasta.service.partners import Partner
 
 EVENTS = ("REGISTER",)
+log = logging.getLogger("canasta.dci")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ def subscribe(
             f"this registry announces {', '.join(EVENTS)}, not {event!r}", "rjct.notify_types.invalid"
         )
     search = _filter_search(criteria)
+    dci_search.check(engine, partner, search, date.today())
     with transaction(engine) as conn:
         # Only people registered from now on are announced.
         watermark = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(persons.c.id), 0))) or 0)
@@ -120,13 +123,34 @@ class Notification:
     notify_uri: str
     records: list[dict[str, Any]]
     entity: str
+    #: The subscription's state before and after these records: the watermark moves
+    #: (``advance``) only once they are delivered, so a failed delivery is tried again.
+    before: str
+    after: str
+
+
+def advance(engine: sa.Engine, notification: Notification) -> bool:
+    """Mark a notification's records as announced (compare and set: of two server
+    processes, one moves the watermark)."""
+    with transaction(engine) as conn:
+        return bool(
+            conn.execute(
+                sa.update(partner_subscriptions)
+                .where(
+                    partner_subscriptions.c.code == notification.code,
+                    partner_subscriptions.c.filter == notification.before,
+                )
+                .values(filter=notification.after)
+            ).rowcount
+        )
 
 
 def due(engine: sa.Engine, partner_of: Any, today: date, batch: int = 500) -> list[Notification]:
     """For each active subscription, the people registered since its watermark that its
-    filter matches (at most ``batch``), read as the partner's records and logged; the
-    watermark moves past every person looked at. ``partner_of(partner_id)`` gives the
-    partner (None when it may no longer ask)."""
+    filter matches (at most ``batch``), read as the partner's records and logged.
+    ``partner_of(partner_id)`` gives the partner (None when it may no longer ask). A
+    subscription whose filter no longer runs (an attribute undeclared since) is skipped and
+    logged; the others go on."""
     with transaction(engine, write=False) as conn:
         active = conn.execute(
             sa.select(partner_subscriptions).where(partner_subscriptions.c.status == "subscribe")
@@ -142,17 +166,20 @@ def due(engine: sa.Engine, partner_of: Any, today: date, batch: int = 500) -> li
         if partner is None:
             continue
         upto = min(newest, watermark + batch)
-        search = _filter_search(kept["criteria"])
-        page = dci_search.run(
-            engine, partner, search, None, today, new_between=(watermark, upto), page_size=batch
+        after = json.dumps({"criteria": kept["criteria"], "watermark": upto})
+        try:
+            search = _filter_search(kept["criteria"])
+            page = dci_search.run(
+                engine, partner, search, None, today, new_between=(watermark, upto), page_size=batch
+            )
+        except QueryRejected as refused:
+            log.warning("subscription %s no longer runs: %s", row.code, refused.message)
+            continue
+        notification = Notification(
+            row.code, partner.sender_id, row.notify_uri, page.records, page.entity, row.filter, after
         )
-        with transaction(engine) as conn:
-            # Compare and set: of two server processes, one moves the watermark and sends.
-            moved = conn.execute(
-                sa.update(partner_subscriptions)
-                .where(partner_subscriptions.c.code == row.code, partner_subscriptions.c.filter == row.filter)
-                .values(filter=json.dumps({"criteria": kept["criteria"], "watermark": upto}))
-            ).rowcount
-        if moved and page.records and row.notify_uri:
-            found.append(Notification(row.code, partner.sender_id, row.notify_uri, page.records, page.entity))
+        if page.records and row.notify_uri:
+            found.append(notification)
+        else:  # nothing to announce in this range
+            advance(engine, notification)
     return found

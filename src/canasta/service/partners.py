@@ -177,24 +177,15 @@ def authenticate(engine: sa.Engine, token: str | None) -> Partner:
     if row is None or not row.active:
         raise PartnerUnauthenticated("the bearer token is not a registered partner's")
     partner = _row(row)
-    if partner.expires_at is not None and partner.expires_at <= datetime.now(UTC).isoformat(
-        timespec="seconds"
-    ):
-        raise PartnerUnauthenticated(f"the partner's access ended on {partner.expires_at[:10]}")
+    if not may_ask(partner):
+        raise PartnerUnauthenticated(f"the partner's access ended on {str(partner.expires_at)[:10]}")
     return partner
 
 
-def key_of(engine: sa.Engine, kid: str) -> Ed25519PublicKey | None:
-    """The public key a partner signs with, by its key id (None: no such active partner key)."""
-    sender, _, rest = kid.partition("|")
-    key_name = rest.partition("|")[0]
-    with transaction(engine, write=False) as conn:
-        row = conn.execute(
-            sa.select(partners).where(partners.c.sender_id == sender, partners.c.active.is_(True))
-        ).one_or_none()
-    if row is None or row.key_name != key_name:
-        return None
-    return dci_signature.public_key_from(row.public_key)
+def may_ask(partner: Partner) -> bool:
+    """Whether the partner may be answered (or notified) now: active and not expired."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return partner.active and (partner.expires_at is None or partner.expires_at > now)
 
 
 def list_partners(engine: sa.Engine, actor: Staff | None = None) -> list[Partner]:

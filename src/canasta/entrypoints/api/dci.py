@@ -40,6 +40,8 @@ from canasta.service.transparency import keyring_of
 
 log = logging.getLogger("canasta.dci")
 MAX_BODY = 1_000_000
+#: Consent and authorisation are kept with every access-log entry they cover.
+MAX_CONSENT = 4096
 KEY_NAME = "dci"
 
 
@@ -106,8 +108,8 @@ class Gate:
             raise Refused(413, "err.request.bad", f"a message is at most {MAX_BODY:,} bytes")
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise Refused(400, "err.request.bad", "the body is not JSON") from None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise Refused(400, "err.request.bad", "the body is not JSON, or nests too deeply") from None
         if not isinstance(body, dict):
             raise Refused(400, "err.request.bad", "the body must be an object {signature, header, message}")
         header, message = body.get("header"), body.get("message")
@@ -178,24 +180,29 @@ class Gate:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
         if not self.settings.dci_private_callbacks:
+            # Records travel in callbacks: only over TLS, and only to public addresses.
+            if parts.scheme != "https":
+                return None
             try:
                 addresses = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, None)}
             except OSError:
                 return None
             for address in addresses:
                 ip = ipaddress.ip_address(address.split("%")[0])
-                if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
+                if not ip.is_global:
                     return None
         return uri
 
-    def post(self, uri: str, envelope: Mapping[str, Any]) -> None:
+    def post(self, uri: str, envelope: Mapping[str, Any]) -> bool:
+        """Deliver a callback (three tries); whether the receiver took it."""
         for attempt in range(3):
             try:
                 answer = httpx.post(uri, json=envelope, timeout=10.0)
                 if answer.status_code < 500:
-                    return
+                    return answer.status_code < 400
             except httpx.HTTPError as failed:
                 log.warning("callback to %s failed (attempt %d): %s", uri, attempt + 1, failed)
+        return False
 
 
 def dci_router(canasta: Canasta) -> APIRouter:
@@ -241,13 +248,33 @@ def dci_router(canasta: Canasta) -> APIRouter:
                             "err.request.bad",
                             f"{where}.{name}.{field} must be a whole number of at least 1",
                         )
+            for name in ("consent", "authorize"):
+                if len(json.dumps(criteria.get(name))) > MAX_CONSENT:
+                    raise Refused(
+                        400, "err.request.bad", f"{where}.search_criteria.{name} is over {MAX_CONSENT} bytes"
+                    )
             locale = item.get("locale")
             if locale is not None and not (isinstance(locale, str) and len(locale) == 3 and locale.islower()):
                 raise Refused(400, "err.request.bad", f"{where}.locale must be three lower-case letters")
         return transaction_id
 
     def _answer_search(partner: Partner, message: Mapping[str, Any], correlation_id: str) -> dict[str, Any]:
-        answer, refused = dci_exchange.search_message(engine, partner, message, correlation_id, date.today())
+        try:
+            answer, refused = dci_exchange.search_message(
+                engine, partner, message, correlation_id, date.today()
+            )
+        except Exception:
+            # Nothing of the search was kept (each item is one transaction); the request is
+            # recorded as failed rather than left pending.
+            failed = {
+                "transaction_id": str(message["transaction_id"]),
+                "correlation_id": correlation_id,
+                "search_response": [],
+            }
+            dci_exchange.complete(
+                engine, correlation_id, "rjct", failed, None, "the registry failed to answer"
+            )
+            raise
         status = "succ" if any(a["status"] == "succ" for a in answer["search_response"]) else "rjct"
         dci_exchange.complete(
             engine,
@@ -269,7 +296,7 @@ def dci_router(canasta: Canasta) -> APIRouter:
             return _refusal(refused)
         cid = await run_in_threadpool(dci_exchange.record, engine, partner, "search", transaction_id, "pdng")
         answer = await run_in_threadpool(_answer_search, partner, message, cid)
-        return JSONResponse(gate.envelope("on-search", partner.sender_id, answer))
+        return JSONResponse(gate.envelope("on-search", partner.sender_id, answer, _status(answer)))
 
     @router.post("/registry/search", status_code=202)
     async def search(request: Request, background: BackgroundTasks) -> JSONResponse:
@@ -281,12 +308,16 @@ def dci_router(canasta: Canasta) -> APIRouter:
         except Refused as refused:
             return _refusal(refused)
         cid = await run_in_threadpool(dci_exchange.record, engine, partner, "search", transaction_id, "pdng")
-        target = gate.callback_target(header.get("sender_uri"))
+        target = await run_in_threadpool(gate.callback_target, header.get("sender_uri"))
 
         def work() -> None:
-            answer = _answer_search(partner, message, cid)
+            try:
+                answer = _answer_search(partner, message, cid)
+            except Exception:  # recorded as failed by _answer_search; txn/status says so
+                log.exception("an asynchronous search failed")
+                return
             if target is not None:
-                gate.post(target, gate.envelope("on-search", partner.sender_id, answer))
+                gate.post(target, gate.envelope("on-search", partner.sender_id, answer, _status(answer)))
 
         background.add_task(work)
         return JSONResponse(_ack(cid), status_code=202)
@@ -357,7 +388,7 @@ def dci_router(canasta: Canasta) -> APIRouter:
         except Refused as refused:
             return _refusal(refused)
         cid = new_id()
-        target = gate.callback_target(header.get("sender_uri"))
+        target = await run_in_threadpool(gate.callback_target, header.get("sender_uri"))
 
         def work() -> None:
             answer = _txn_answer(partner, transaction_id, asked, cid)
@@ -449,7 +480,7 @@ def dci_router(canasta: Canasta) -> APIRouter:
         cid = await run_in_threadpool(
             dci_exchange.record, engine, partner, "subscribe", transaction_id, "pdng"
         )
-        target = gate.callback_target(header.get("sender_uri"))
+        target = await run_in_threadpool(gate.callback_target, header.get("sender_uri"))
 
         def work() -> None:
             answer = _subscribe_answer(partner, header, message, cid)
@@ -478,7 +509,7 @@ def dci_router(canasta: Canasta) -> APIRouter:
         cid = await run_in_threadpool(
             dci_exchange.record, engine, partner, "unsubscribe", transaction_id, "pdng"
         )
-        target = gate.callback_target(header.get("sender_uri"))
+        target = await run_in_threadpool(gate.callback_target, header.get("sender_uri"))
 
         def work() -> None:
             ended = dci_subscriptions.unsubscribe(engine, partner, [str(c) for c in codes])
@@ -517,6 +548,12 @@ def dci_router(canasta: Canasta) -> APIRouter:
     return router
 
 
+def _status(answer: Mapping[str, Any]) -> str:
+    """A search answer's header status: ``rjct`` when every item was refused."""
+    items = answer.get("search_response") or []
+    return "rjct" if items and all(i.get("status") == "rjct" for i in items) else "succ"
+
+
 def _notify_uri(sender_uri: object) -> str | None:
     """Where a subscriber is notified: the ``notify`` path beside the URI it asked from
     (``…/registry/on-subscribe`` → ``…/registry/notify``)."""
@@ -545,15 +582,17 @@ class Notifier:
             self._thread.join(timeout=10)
 
     def _partner(self, partner_id: int) -> Partner | None:
-        found = [p for p in partners.list_partners(self.gate.engine) if p.id == partner_id and p.active]
-        return found[0] if found else None
+        found = [p for p in partners.list_partners(self.gate.engine) if p.id == partner_id]
+        return found[0] if found and partners.may_ask(found[0]) else None
 
     def tick(self) -> int:
         """Send what is due now; returns how many notifications went out."""
         sent = 0
         for due in dci_subscriptions.due(self.gate.engine, self._partner, date.today()):
             target = self.gate.callback_target(due.notify_uri)
-            if target is None:
+            if target is None:  # an address canasta does not call: dropped, not read again
+                log.warning("subscription %s: %s is not an address canasta calls", due.code, due.notify_uri)
+                dci_subscriptions.advance(self.gate.engine, due)
                 continue
             message = {
                 "transaction_id": new_id(),
@@ -573,8 +612,10 @@ class Notifier:
                     for n, record in enumerate(due.records)
                 ],
             }
-            self.gate.post(target, self.gate.envelope("notify", due.receiver, message))
-            sent += 1
+            # Announced only once delivered: a failed delivery is tried again next time.
+            if self.gate.post(target, self.gate.envelope("notify", due.receiver, message)):
+                dci_subscriptions.advance(self.gate.engine, due)
+                sent += 1
         return sent
 
     def _run(self) -> None:
