@@ -444,9 +444,30 @@ def _portal_story(engine: sa.Engine, people: DemoPeople) -> None:
         "We are five at home since my mother moved in; the record says four.",
     )
     officer = staff_service.authenticate(engine, "programme-officer", people.password)
-    records_service.open_household(
-        engine, officer, portal_service.holder(engine, card_id).household_ref, "Answering the holder's appeal"
+    home = portal_service.holder(engine, card_id).household_ref
+    records_service.open_household(engine, officer, home, "Answering the holder's appeal")
+    # A partner system asks through the registry API (DCI): its read is in the portal too.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from canasta.domain import dci_signature
+    from canasta.domain.dci_query import parse_search
+    from canasta.service import dci_search
+    from canasta.service import partners as partner_service
+
+    partner, _ = partner_service.register(
+        engine,
+        None,
+        "Ministerio de Educación",
+        "minedu",
+        dci_signature.jwk(Ed25519PrivateKey.generate().public_key(), "")["x"],
+        "k1",
+        "Checking eligibility for school meals",
+        ["household", "given_names", "birth_date"],
     )
+    search = parse_search(
+        {"search_criteria": {"query_type": "idtype-value", "query": {"type": "HOUSEHOLD_ID", "value": home}}}
+    )
+    dci_search.run(engine, partner, search, None, date.today())
 
 
 def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
@@ -776,6 +797,11 @@ def _report(
     console.print(f"  Beneficiary portal: http://127.0.0.1:{port}/portal/", soft_wrap=True)
     for card_label, pin in people.cards:
         console.print(f"    card {card_label}  PIN {pin}", soft_wrap=True)
+    console.print(
+        "    (the first card's household has an appeal, a programme officer's read of its record, and a "
+        "partner system's search through the registry API in its access log)",
+        soft_wrap=True,
+    )
     console.print(f"  Staff pages: http://127.0.0.1:{port}/staff/", soft_wrap=True)
     console.print(f"    user names {', '.join(people.accounts)}; password {people.password}", soft_wrap=True)
     console.print(f"  (also in {directory}/{ACCOUNTS_FILE}; start the server first, as above)")
