@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ class Site:
     ) -> Any:
         head = {
             "version": "1.0.0",
-            "message_id": "m-1",
+            "message_id": str(uuid.uuid4()),
             "message_ts": "2026-11-29T12:00:00Z",
             "action": action,
             "sender_id": "ministry",
@@ -535,3 +536,11 @@ def test_a_subscription_on_an_attribute_not_granted_or_not_held_is_refused(site:
 
     with site.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(partner_subscriptions)) == 0
+
+
+def test_a_signed_message_is_taken_once(site: Site) -> None:
+    first = site.post("/registry/sync/search", "search", _uin(), message_id="m-replayed")
+    again = site.post("/registry/sync/search", "search", _uin(), message_id="m-replayed")
+    assert first.status_code == 200
+    assert again.status_code == 409 and "already received" in again.json()["message"]["error"]["message"]
+    assert site.post("/registry/sync/search", "search", _uin(), message_id="m-next").status_code == 200

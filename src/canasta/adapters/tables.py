@@ -589,3 +589,13 @@ partner_subscriptions = sa.Table(
     sa.Column("ended_at", Timestamp),
     sa.CheckConstraint("status IN ('subscribe', 'unsubscribe')", name="status"),
 )
+
+#: Signed messages seen from partners, kept while their signatures are good: a message
+#: replayed within that time (same sender, same message id) is refused.
+partner_messages = sa.Table(
+    "partner_messages",
+    metadata,
+    sa.Column("sender_id", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("seen_at", Timestamp, nullable=False, index=True),
+)

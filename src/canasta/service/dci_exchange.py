@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from canasta.adapters.db import transaction
-from canasta.adapters.tables import partner_requests
+from canasta.adapters.tables import partner_messages, partner_requests
 from canasta.domain.dci_query import QueryRejected, parse_search
 from canasta.service import dci_search
 from canasta.service.partners import Partner
@@ -200,3 +200,25 @@ def find_transaction(
                 }
             )
     return found
+
+
+def first_time(engine: sa.Engine, sender_id: str, message_id: str, keep_seconds: int) -> bool:
+    """Whether this signed message is new (and remember it for ``keep_seconds``, as long as
+    its signature could be good): a replay of a message already taken is refused."""
+    now = datetime.now(UTC)
+    cutoff = datetime.fromtimestamp(now.timestamp() - keep_seconds, UTC).isoformat(timespec="seconds")
+    with transaction(engine) as conn:
+        conn.execute(sa.delete(partner_messages).where(partner_messages.c.seen_at < cutoff))
+        seen = conn.scalar(
+            sa.select(sa.func.count()).where(
+                partner_messages.c.sender_id == sender_id, partner_messages.c.message_id == message_id
+            )
+        )
+        if seen:
+            return False
+        conn.execute(
+            partner_messages.insert().values(
+                sender_id=sender_id, message_id=message_id, seen_at=now.isoformat(timespec="seconds")
+            )
+        )
+    return True

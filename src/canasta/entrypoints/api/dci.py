@@ -146,6 +146,16 @@ class Gate:
                 dci_signature.verify(signature, header, message, key_of, int(datetime.now(UTC).timestamp()))
             except (dci_signature.SignatureMissing, dci_signature.SignatureInvalid) as bad:
                 raise Refused(401, bad.code, bad.message) from None
+            # A signed message is taken once: replayed while its signature is still good, it
+            # is refused (its message id is remembered for as long as that can be).
+            keep = dci_signature.LONGEST + 2 * dci_signature.SKEW
+            new = await run_in_threadpool(
+                dci_exchange.first_time, self.engine, partner.sender_id, str(header["message_id"]), keep
+            )
+            if not new:
+                raise Refused(
+                    409, "err.request.bad", "this message was already received (rjct.message_id.duplicate)"
+                )
         return partner, header, message
 
     def kid(self) -> str:
