@@ -9,7 +9,8 @@ which both SQLite and PostgreSQL roll back whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -107,3 +108,17 @@ def replace(
                 for a in wanted.values()
             ],
         )
+
+
+def values(
+    conn: sa.Connection, table: str, names: Sequence[str], ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """The declared attributes ``names`` of rows ``ids`` of ``table`` (households, persons or
+    vehicles), by row id: one statement for all of them."""
+    if not names or not ids:
+        return {}
+    chosen = ", ".join(f'"{column_name(n)}"' for n in names)
+    listed = ", ".join(str(int(i)) for i in ids)
+    # Declared names are checked identifiers (column_name), the ids ints, the table ours.
+    rows = conn.exec_driver_sql(f'SELECT id, {chosen} FROM "{table}" WHERE id IN ({listed})')
+    return {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in rows}

@@ -128,6 +128,12 @@ class Forbidden(CanastaError):
     code = "forbidden"
 
 
+class FormExpired(Forbidden):
+    """A form posted without its valid CSRF token, or from another site."""
+
+    code = "form-expired"
+
+
 class ImportRejected(CanastaError):
     """A bulk import found bad rows; nothing was stored."""
 

@@ -111,6 +111,13 @@ def _age(condition: Condition, today: date) -> sa.ColumnElement[bool]:
     }[condition.op]
 
 
+def _date(value: Any, name: str = "birth_date") -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise QueryRejected(f"{name} is a date (YYYY-MM-DD), not {value!r}", FILTER) from None
+
+
 def _typed(value: Any, attribute: Attribute) -> Any:
     if attribute.type in (AttributeType.INTEGER, AttributeType.DECIMAL):
         return _number(value, attribute.name)
@@ -123,10 +130,7 @@ def _typed(value: Any, attribute: Attribute) -> Any:
             return False
         raise QueryRejected(f"{attribute.name} is true or false, not {value!r}", FILTER)
     if attribute.type is AttributeType.DATE:
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            raise QueryRejected(f"{attribute.name} is a date (YYYY-MM-DD), not {value!r}", FILTER) from None
+        return _date(value, attribute.name)
     return str(value)
 
 
@@ -237,20 +241,12 @@ class _Columns:
                 else _number(value, "group_size")
             )
         elif node.attribute == "birth_date":
-            value = _typed(
-                value, Attribute("birth_date", AttributeType.DATE, "", Owner.PERSON, _any_category(), "")
-            )
+            value = tuple(_date(v) for v in value) if node.op == "in" else _date(value)
         elif attribute is not None:
             value = (
                 tuple(_typed(v, attribute) for v in value) if node.op == "in" else _typed(value, attribute)
             )
         return _compare(column, node.op, value)
-
-
-def _any_category() -> Any:
-    from canasta.registry.schema import NeedCategory
-
-    return next(iter(NeedCategory))
 
 
 def _sex(value: Any) -> str:
@@ -353,17 +349,6 @@ def run(
     return Page(records, total, search.page_size, search.page_number, search.entity)
 
 
-def _declared_values(
-    conn: sa.Connection, table: str, names: list[str], ids: list[int]
-) -> dict[int, dict[str, Any]]:
-    if not names or not ids:
-        return {}
-    chosen = ", ".join(f'"{column_name(n)}"' for n in names)
-    listed = ", ".join(str(int(i)) for i in ids)
-    rows = conn.exec_driver_sql(f'SELECT id, {chosen} FROM "{table}" WHERE id IN ({listed})')  # noqa: S608
-    return {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in rows}
-
-
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
@@ -397,8 +382,8 @@ def _member_records(
         for n in partner.fields
         if n in columns.declared and columns.declared[n].belongs_to is Owner.HOUSEHOLD
     ]
-    person_values = _declared_values(conn, "persons", person_attrs, ids)
-    home_values = _declared_values(
+    person_values = attributes_repo.values(conn, "persons", person_attrs, ids)
+    home_values = attributes_repo.values(
         conn, "households", home_attrs, list({int(r.household_id) for r in rows.values()})
     )
     records = []
@@ -475,7 +460,7 @@ def _group_records(
         for n in partner.fields
         if n in columns.declared and columns.declared[n].belongs_to is Owner.HOUSEHOLD
     ]
-    home_values = _declared_values(conn, "households", home_attrs, ids)
+    home_values = attributes_repo.values(conn, "households", home_attrs, ids)
     records = []
     for hid in ids:
         r = rows[hid]

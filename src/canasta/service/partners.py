@@ -188,6 +188,12 @@ def may_ask(partner: Partner) -> bool:
     return partner.active and (partner.expires_at is None or partner.expires_at > now)
 
 
+def partner_by_id(engine: sa.Engine, partner_id: int) -> Partner | None:
+    with transaction(engine, write=False) as conn:
+        row = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).one_or_none()
+    return None if row is None else _row(row)
+
+
 def list_partners(engine: sa.Engine, actor: Staff | None = None) -> list[Partner]:
     if actor is not None:
         require(actor, Permission.MANAGE_PARTNERS)

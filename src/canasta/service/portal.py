@@ -17,7 +17,7 @@ from canasta.adapters.tables import card_pins, cards, households, outlets, progr
 from canasta.domain.errors import CanastaError, MalformedCardId, NotFound, SignInRefused
 from canasta.domain.model import format_card_id, normalise_card_id
 from canasta.domain.receipt import LogReceipt
-from canasta.service import access, credentials, signin
+from canasta.service import access, credentials, sessions, signin
 from canasta.service.cards import Balance, card_balance
 from canasta.service.rules import Explained, explain_entitlement
 from canasta.service.transparency import LogView
@@ -58,8 +58,6 @@ class Taken:
 def set_pin(engine: sa.Engine, raw_card: str, pin: str) -> str:
     """Set (or replace) the PIN of an active card, at issue or at the counter; ends the
     card's portal sessions. Returns the card id."""
-    from canasta.service import sessions
-
     hashed = credentials.hash_secret(credentials.check_pin(pin))
     card_id = normalise_card_id(raw_card)
     now = credentials.utc_now().isoformat(timespec="seconds")

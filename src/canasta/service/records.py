@@ -26,7 +26,6 @@ from canasta.adapters.tables import (
 from canasta.domain.errors import InvalidInput, MalformedCardId, NotFound
 from canasta.domain.model import format_card_id, normalise_card_id
 from canasta.domain.text import typed
-from canasta.policy.compile import column_name
 from canasta.registry.schema import Owner
 from canasta.service import access, dedup
 from canasta.service.authz import Permission, Staff, require
@@ -172,14 +171,8 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _declared(conn: sa.Connection, table: sa.Table, owner: Owner, row_id: int) -> dict[str, Any]:
-    wanted = [a for a in attributes_repo.load(conn).values() if a.belongs_to is owner]
-    if not wanted:
-        return {}
-    columns = ", ".join(f'"{column_name(a.name)}"' for a in wanted)
-    # Declared names are checked identifiers (column_name), the id an int.
-    row = conn.exec_driver_sql(f'SELECT {columns} FROM "{table.name}" WHERE id = {int(row_id)}').one()  # noqa: S608
-    return {a.name: value for a, value in zip(wanted, row, strict=True)}
+def _declared_names(conn: sa.Connection, owner: Owner) -> list[str]:
+    return [a.name for a in attributes_repo.load(conn).values() if a.belongs_to is owner]
 
 
 def open_household(engine: sa.Engine, actor: Staff, ref: str, purpose: str) -> HouseholdRecord:
@@ -207,6 +200,12 @@ def open_household(engine: sa.Engine, actor: Staff, ref: str, purpose: str) -> H
                     sa.select(persons.c.id, persons.c.registration_id).where(persons.c.id.in_(missing))
                 )
             )
+        home_values = attributes_repo.values(
+            conn, "households", _declared_names(conn, Owner.HOUSEHOLD), [hid]
+        )
+        person_values = attributes_repo.values(
+            conn, "persons", _declared_names(conn, Owner.PERSON), [int(p.id) for p in member_rows]
+        )
         members = [
             Member(
                 p.registration_id,
@@ -216,7 +215,7 @@ def open_household(engine: sa.Engine, actor: Staff, ref: str, purpose: str) -> H
                 p.sex,
                 p.date_of_birth,
                 registration_of[int(p.merged_into)] if p.merged_into is not None else None,
-                _declared(conn, persons, Owner.PERSON, int(p.id)),
+                person_values.get(int(p.id), {}),
             )
             for p in member_rows
         ]
@@ -273,7 +272,7 @@ def open_household(engine: sa.Engine, actor: Staff, ref: str, purpose: str) -> H
             home.municipality,
             home.address,
             home.created_at,
-            _declared(conn, households, Owner.HOUSEHOLD, hid),
+            home_values.get(hid, {}),
             members,
             [(str(v.plate), str(v.kind)) for v in vehicle_rows],
             [

@@ -12,7 +12,7 @@ from canasta.adapters.db import transaction
 from canasta.adapters.tables import staff_users
 from canasta.domain.errors import Conflict, InvalidInput, NotFound, SignInRefused
 from canasta.domain.text import typed
-from canasta.service import credentials, signin
+from canasta.service import credentials, sessions, signin
 from canasta.service.authz import Permission, Role, Staff, require
 
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
@@ -99,8 +99,6 @@ def set_active(engine: sa.Engine, actor: Staff | None, username: str, active: bo
         require(actor, Permission.MANAGE_STAFF)
         if _username(username) == actor.username and not active:
             raise InvalidInput("you cannot disable your own account")
-    from canasta.service import sessions
-
     with transaction(engine) as conn:
         found = conn.execute(
             sa.update(staff_users)
@@ -115,8 +113,6 @@ def set_active(engine: sa.Engine, actor: Staff | None, username: str, active: bo
 
 
 def set_password(engine: sa.Engine, username: str, password: str) -> None:
-    from canasta.service import sessions
-
     hashed = credentials.hash_secret(credentials.check_password(password))
     with transaction(engine) as conn:
         found = conn.execute(

@@ -86,6 +86,25 @@ def _string(value: object, where: str, longest: int = 99) -> str:
     return value
 
 
+def _items(message: Mapping[str, Any], key: str, criteria: str) -> list[tuple[str, dict[str, Any]]]:
+    """The request items of a search or subscription (1 to 100 objects, each with a
+    reference id, a timestamp and a criteria object), with where each is in the message."""
+    items = message.get(key)
+    if not isinstance(items, list) or not items or len(items) > 100:
+        raise Refused(400, "err.request.bad", f"message.{key} must be a list of 1 to 100 items")
+    checked = []
+    for n, item in enumerate(items):
+        where = f"message.{key}[{n}]"
+        if not isinstance(item, dict):
+            raise Refused(400, "err.request.bad", f"{where} must be an object")
+        _string(item.get("reference_id"), f"{where}.reference_id", 200)
+        _timestamp(item.get("timestamp"), f"{where}.timestamp")
+        if not isinstance(item.get(criteria), dict):
+            raise Refused(400, "err.request.bad", f"{where}.{criteria} must be an object")
+        checked.append((where, item))
+    return checked
+
+
 class Gate:
     """What every registry endpoint checks before it reads the message."""
 
@@ -228,18 +247,8 @@ def dci_router(canasta: Canasta) -> APIRouter:
 
     def _search_request(message: Mapping[str, Any]) -> str:
         transaction_id = _string(message.get("transaction_id"), "message.transaction_id")
-        items = message.get("search_request")
-        if not isinstance(items, list) or not items or len(items) > 100:
-            raise Refused(400, "err.request.bad", "message.search_request must be a list of 1 to 100 items")
-        for n, item in enumerate(items):
-            where = f"message.search_request[{n}]"
-            if not isinstance(item, dict):
-                raise Refused(400, "err.request.bad", f"{where} must be an object")
-            _string(item.get("reference_id"), f"{where}.reference_id", 200)
-            _timestamp(item.get("timestamp"), f"{where}.timestamp")
-            criteria = item.get("search_criteria")
-            if not isinstance(criteria, dict):
-                raise Refused(400, "err.request.bad", f"{where}.search_criteria must be an object")
+        for where, item in _items(message, "search_request", "search_criteria"):
+            criteria = item["search_criteria"]
             # A page of no records, or before the first, is a malformed request (a page too
             # large for this registry is answered in the item: rjct.pagination.invalid).
             for holder, name in ((criteria, "search_criteria.pagination"), (item, "pagination")):
@@ -410,20 +419,8 @@ def dci_router(canasta: Canasta) -> APIRouter:
 
     def _subscribe_request(message: Mapping[str, Any]) -> str:
         transaction_id = _string(message.get("transaction_id"), "message.transaction_id")
-        items = message.get("subscribe_request")
-        if not isinstance(items, list) or not items or len(items) > 100:
-            raise Refused(
-                400, "err.request.bad", "message.subscribe_request must be a list of 1 to 100 items"
-            )
-        for n, item in enumerate(items):
-            where = f"message.subscribe_request[{n}]"
-            if not isinstance(item, dict):
-                raise Refused(400, "err.request.bad", f"{where} must be an object")
-            _string(item.get("reference_id"), f"{where}.reference_id", 200)
-            _timestamp(item.get("timestamp"), f"{where}.timestamp")
-            criteria = item.get("subscribe_criteria")
-            if not isinstance(criteria, dict):
-                raise Refused(400, "err.request.bad", f"{where}.subscribe_criteria must be an object")
+        for where, item in _items(message, "subscribe_request", "subscribe_criteria"):
+            criteria = item["subscribe_criteria"]
             for name in ("reg_event_type", "notify_record_type"):
                 _string(criteria.get(name), f"{where}.subscribe_criteria.{name}", 64)
             if "filter" not in criteria:
@@ -592,8 +589,8 @@ class Notifier:
             self._thread.join(timeout=10)
 
     def _partner(self, partner_id: int) -> Partner | None:
-        found = [p for p in partners.list_partners(self.gate.engine) if p.id == partner_id]
-        return found[0] if found and partners.may_ask(found[0]) else None
+        found = partners.partner_by_id(self.gate.engine, partner_id)
+        return found if found is not None and partners.may_ask(found) else None
 
     def tick(self) -> int:
         """Send what is due now; returns how many notifications went out."""

@@ -45,7 +45,7 @@ MESSAGES: dict[str, str] = {
 
 def message_for(request: Request, error: e.CanastaError) -> str:
     lang = language_of(request)
-    if isinstance(error, e.Forbidden) and "form" in error.message:
+    if isinstance(error, e.FormExpired):
         return gettext(lang, MESSAGES["csrf"])
     if isinstance(error, e.NotFound):
         return gettext(lang, MESSAGES[e.NotFound.code])

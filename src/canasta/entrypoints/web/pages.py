@@ -16,10 +16,9 @@ from canasta.entrypoints.web.templating import HERE, LANG_COOKIE, LANGUAGES
 from canasta.service.bootstrap import Canasta
 from canasta.service.dashboard import dashboard
 
-_CSS = (HERE / "static" / "canasta.css").read_bytes()
-
 
 def install(app: FastAPI, canasta: Canasta) -> None:
+    css = (HERE / "static" / "canasta.css").read_bytes()
     app.state.public_origin = canasta.settings.public_url
     app.middleware("http")(security.add_headers)
     errors.install(app)
@@ -30,7 +29,7 @@ def install(app: FastAPI, canasta: Canasta) -> None:
 
     @app.get("/static/canasta.css", include_in_schema=False)
     def stylesheet() -> Response:
-        return Response(_CSS, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
+        return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
 
     @app.get("/lang/{language}", include_in_schema=False)
     def switch_language(

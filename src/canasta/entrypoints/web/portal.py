@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from canasta.domain.errors import CanastaError, Forbidden, InvalidInput, NotFound, SignInLocked
+from canasta.domain.errors import CanastaError, InvalidInput, NotFound, SignInLocked
 from canasta.entrypoints.web import security
 from canasta.entrypoints.web.errors import SignInNeeded, message_for
 from canasta.entrypoints.web.params import Id, Mark
-from canasta.entrypoints.web.templating import render
+from canasta.entrypoints.web.templating import language_of, render
 from canasta.service import access, appeals, portal, sessions
 from canasta.service.transparency import LogView
 
@@ -48,9 +48,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
     Signed = Annotated[Visitor, Depends(visitor)]
 
     def check(request: Request, who: Visitor, sent: str | None) -> None:
-        security.check_origin(request)
-        if not sessions.csrf_matches(sessions.Session("portal", who.card_id, who.csrf, ""), sent):
-            raise Forbidden("the form has expired; load the page again and resend it")
+        security.check_token(request, who.csrf, sent)
 
     def page(
         request: Request, template: str, who: Visitor, status_code: int = 200, **context: object
@@ -58,11 +56,8 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         holder = portal.holder(engine, who.card_id)
         return render(request, template, {"holder": holder, "csrf": who.csrf, **context}, status_code)
 
-    def login_page(request: Request, error: str | None = None, status_code: int = 200) -> HTMLResponse:
-        value = security.pre_token(request)
-        response = render(request, "portal/login.html", {"pre": value, "error": error}, status_code)
-        security.set_pre_cookie(response, request, value, PATH)
-        return response
+    def login_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+        return security.sign_in_page(request, "portal/login.html", PATH, error, status_code)
 
     @router.get("/login")
     def login_form(request: Request) -> Response:
@@ -101,7 +96,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
 
     @router.get("/")
     def home(request: Request, who: Signed) -> Response:
-        lang = "es" if render_language(request) == "es" else "en"
+        lang = language_of(request)
         found = portal.entitlements(engine, who.card_id, lang)
         return page(request, "portal/home.html", who, entitled=found)
 
@@ -136,7 +131,7 @@ def portal_router(engine: sa.Engine, view: LogView) -> APIRouter:
         filed: bool = False,
         **form: object,
     ) -> HTMLResponse:
-        lang = render_language(request)
+        lang = language_of(request)
         shown = appeals.appeals_of_holder(engine, who.card_id, APPEALS_PAGE, before)
         return page(
             request,
@@ -215,9 +210,3 @@ def _number(text: str, what: str) -> int | None:
     if not text.isdigit() or len(text) > 18:
         raise InvalidInput(f"choose the {what} from the list")
     return int(text)
-
-
-def render_language(request: Request) -> str:
-    from canasta.entrypoints.web.templating import language_of
-
-    return language_of(request)

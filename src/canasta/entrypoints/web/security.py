@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from starlette.responses import Response
 
-from canasta.domain.errors import Forbidden
+from canasta.domain.errors import FormExpired
+from canasta.entrypoints.web.templating import render
+from canasta.service import sessions
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -96,11 +98,28 @@ def check_origin(request: Request) -> None:
     if origin and origin != "null":
         ours = {f"{request.url.scheme}://{request.headers.get('host', '')}".lower(), public_origin(request)}
         if origin not in ours:
-            raise Forbidden("this form was sent from another site")
+            raise FormExpired("this form was sent from another site")
+
+
+def check_token(request: Request, expected: str, sent: str | None) -> None:
+    """A signed-in session's form: from this site, with the session's CSRF token."""
+    check_origin(request)
+    if not sessions.csrf_matches(expected, sent):
+        raise FormExpired("the form has expired; load the page again and resend it")
 
 
 def check_pre_token(request: Request, sent: str | None) -> None:
     check_origin(request)
     cookie = request.cookies.get(PRE_COOKIE)
     if not cookie or not sent or not secrets.compare_digest(cookie.encode(), sent.encode()):
-        raise Forbidden("the form has expired; load the page again and resend it")
+        raise FormExpired("the form has expired; load the page again and resend it")
+
+
+def sign_in_page(
+    request: Request, template: str, path: str, error: str | None = None, status_code: int = 200
+) -> Response:
+    """A sign-in form with its double-submit token, in the cookie and in the page."""
+    value = pre_token(request)
+    response = render(request, template, {"pre": value, "error": error}, status_code)
+    set_pre_cookie(response, request, value, path)
+    return response

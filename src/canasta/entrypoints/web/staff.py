@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from canasta.domain.errors import CanastaError, Conflict, Forbidden, InvalidInput, NotFound, SignInLocked
+from canasta.domain.errors import CanastaError, Conflict, FormExpired, InvalidInput, NotFound, SignInLocked
 from canasta.entrypoints.web import security
 from canasta.entrypoints.web.charts import PairedBar, paired_bar_chart
 from canasta.entrypoints.web.errors import SignInNeeded, message_for
@@ -81,8 +81,8 @@ def staff_router(
     Csrf = Annotated[str, Form(max_length=64)]
 
     def check_csrf(who: Signed, sent: str) -> None:
-        if not sessions.csrf_matches(sessions.Session("staff", str(who.actor.id), who.csrf, ""), sent):
-            raise Forbidden("the form has expired; load the page again and resend it")
+        if not sessions.csrf_matches(who.csrf, sent):
+            raise FormExpired("the form has expired; load the page again and resend it")
 
     def page(
         request: Request, template: str, who: Signed, status_code: int = 200, **context: Any
@@ -103,11 +103,8 @@ def staff_router(
 
     # ---------------------------------------------------------------- sign in and out
 
-    def login_page(request: Request, error: str | None = None, status_code: int = 200) -> HTMLResponse:
-        value = security.pre_token(request)
-        response = render(request, "staff/login.html", {"pre": value, "error": error}, status_code)
-        security.set_pre_cookie(response, request, value, PATH)
-        return response
+    def login_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+        return security.sign_in_page(request, "staff/login.html", PATH, error, status_code)
 
     @router.get("/login")
     def login_form(request: Request) -> Response:
